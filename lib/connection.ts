@@ -1,0 +1,204 @@
+/**
+ * The application's side of a session: the `sockjs` package's Connection (events, `write`,
+ * `close`, the request's details), the reactive surface (`messages$`, `closed$`, `send`), and a
+ * Node Duplex whose writes are acknowledged only once the session has taken them.
+ */
+import { randomUUID } from 'crypto';
+import type { IncomingHttpHeaders, IncomingMessage } from 'http';
+import type { AddressInfo } from 'net';
+import { Duplex } from 'stream';
+import { StringDecoder } from 'string_decoder';
+import { AsyncSubject, type Observable, Subject } from 'rxjs';
+import type { CloseReason, SessionEvent, SessionKey } from './session/reducer';
+
+/** WebSocket-style ready states, as the `sockjs` package numbers them. */
+export type ReadyState = 0 | 1 | 2 | 3;
+export const CONNECTING = 0;
+export const OPEN = 1;
+export const CLOSING = 2;
+export const CLOSED = 3;
+
+/** Request headers copied to `Connection.headers`; the same list as the sockjs package, never the cookie. */
+const EXPOSED_HEADERS = [
+  'referer',
+  'x-client-ip',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-cluster-client-ip',
+  'via',
+  'x-real-ip',
+  'x-forwarded-proto',
+  'x-ssl',
+  'dnt',
+  'host',
+  'user-agent',
+  'accept-language',
+] as const;
+
+export function exposedHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const exposed: Record<string, string> = {};
+  for (const name of EXPOSED_HEADERS) {
+    const value = headers[name];
+    if (value) exposed[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return exposed;
+}
+
+export interface ConnectionInit {
+  readonly key: SessionKey;
+  readonly prefix: string;
+  readonly protocol: string;
+  readonly request: IncomingMessage;
+  readonly post: (event: SessionEvent) => void;
+}
+
+/** What the session table does to a connection: hand it messages, tell it the session closed. */
+export interface ConnectionControl {
+  deliver(messages: readonly string[]): void;
+  closed(why: CloseReason): void;
+}
+
+type WriteCallback = (error?: Error | null) => void;
+
+function toCode(code: number | string | undefined): number {
+  const n = typeof code === 'string' ? Number.parseInt(code, 10) : code;
+  return typeof n === 'number' && Number.isInteger(n) ? n : 1000;
+}
+
+export class Connection extends Duplex {
+  /** A random id of this connection (not the session id of the URL). */
+  readonly id: string = randomUUID();
+  readonly prefix: string;
+  /** The transport: `websocket`, `websocket-raw`, `xhr-streaming`, `xhr-polling`, `eventsource`, `htmlfile` or `jsonp-polling`. */
+  readonly protocol: string;
+  /** The URL of the request that opened the session. */
+  readonly url: string;
+  readonly pathname: string;
+  /** A safe subset of the request headers (never `cookie`). */
+  readonly headers: Record<string, string>;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly address: AddressInfo | Record<string, never>;
+  /** Each message from the client; completes when the connection closes. */
+  readonly messages$: Observable<string>;
+  /** Emits the close code and reason once, then completes. */
+  readonly closed$: Observable<CloseReason>;
+
+  readonly #key: SessionKey;
+  readonly #post: (event: SessionEvent) => void;
+  readonly #messages = new Subject<string>();
+  readonly #closed = new AsyncSubject<CloseReason>();
+  readonly #decoder = new StringDecoder('utf8');
+  #readyState: ReadyState = OPEN;
+
+  /** Creates a connection and the handle the session table drives it with. */
+  static open(init: ConnectionInit): { connection: Connection; control: ConnectionControl } {
+    const connection = new Connection(init);
+    return { connection, control: connection.#control() };
+  }
+
+  private constructor(init: ConnectionInit) {
+    super({ readableObjectMode: true, decodeStrings: false, allowHalfOpen: false });
+    this.#key = init.key;
+    this.#post = init.post;
+    this.prefix = init.prefix;
+    this.protocol = init.protocol;
+    const { request } = init;
+    this.url = request.url ?? '';
+    this.pathname = this.url.split('?')[0] ?? '';
+    this.headers = exposedHeaders(request.headers);
+    const socket = request.socket;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    const address = socket.address();
+    this.address = 'port' in address ? address : {};
+    this.messages$ = this.#messages.asObservable();
+    this.closed$ = this.#closed.asObservable();
+  }
+
+  /** 0 connecting, 1 open, 2 closing, 3 closed. */
+  get readyState(): ReadyState {
+    return this.#readyState;
+  }
+
+  /** Sends one message; `false` asks the caller to wait for `drain`, as `write` does. */
+  send(message: string): boolean {
+    return this.write(message);
+  }
+
+  /**
+   * Closes the session with a code and reason (default 1000, "Normal closure"). Returns `false`
+   * when it was not open.
+   */
+  close(code?: number | string, reason?: string): boolean {
+    if (this.#readyState !== OPEN) return false;
+    this.#readyState = CLOSING;
+    this.#post({ type: 'close', key: this.#key, why: { code: toCode(code), reason: reason ?? 'Normal closure' } });
+    return true;
+  }
+
+  override toString(): string {
+    return `<SockJSConnection ${this.id}>`;
+  }
+
+  override _read(): void {
+    // Messages are pushed as they arrive.
+  }
+
+  override _write(chunk: string | Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
+    this.#outgoing([this.#text(chunk)], callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: string | Buffer }>, callback: WriteCallback): void {
+    this.#outgoing(
+      chunks.map(({ chunk }) => this.#text(chunk)),
+      callback,
+    );
+  }
+
+  override _final(callback: WriteCallback): void {
+    this.close();
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.close();
+    callback(error);
+  }
+
+  #text(chunk: string | Buffer): string {
+    return typeof chunk === 'string' ? chunk : this.#decoder.write(chunk);
+  }
+
+  #outgoing(messages: string[], callback: WriteCallback): void {
+    if (this.#readyState !== OPEN) {
+      // As in the sockjs package, writing to a closed connection drops the message quietly.
+      callback();
+      return;
+    }
+    this.#post({ type: 'outgoing', key: this.#key, messages, ack: () => callback() });
+  }
+
+  #control(): ConnectionControl {
+    return {
+      deliver: (messages) => {
+        for (const message of messages) {
+          this.#messages.next(message);
+          // The Readable side buffers only once someone reads it (a `data` listener, `pipe`,
+          // `pause`), so an application that uses `messages$` alone keeps nothing in memory.
+          if (this.readableFlowing !== null) this.push(message);
+        }
+      },
+      closed: (why) => {
+        if (this.#readyState === CLOSED) return;
+        this.#readyState = CLOSED;
+        this.#messages.complete();
+        this.#closed.next(why);
+        this.#closed.complete();
+        this.push(null);
+        this.destroy();
+      },
+    };
+  }
+}

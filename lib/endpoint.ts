@@ -1,0 +1,335 @@
+/**
+ * One prefix served on one HTTP server: its pipeline from HTTP events to session effects.
+ *
+ *   request / upgrade ──route──▶ static answer (greeting, info, iframe, 404, 405, preflight)
+ *                          └───▶ session events ──▶ session table (groupBy key) ──▶ effects
+ *
+ * Everything that touches a response or a socket happens here or in the small adapters it calls.
+ */
+import { randomInt } from 'crypto';
+import type { IncomingMessage, ServerResponse } from 'http';
+import type { Duplex } from 'stream';
+import { concat, EMPTY, filter, fromEvent, map, mergeMap, Observable, of, type SchedulerLike, Subject, type Subscription, take } from 'rxjs';
+import { Connection, type ConnectionControl } from './connection';
+import { cacheForAYear, corsHeaders, type Headers, jsessionidHeaders, NO_CACHE, preflightHeaders } from './http/headers';
+import {
+  greeting,
+  iframe,
+  type IframePage,
+  iframeResponse,
+  info,
+  methodNotAllowed,
+  notFound,
+  preflight,
+  protocolError,
+  type StaticResponse,
+  errorText,
+} from './http/pages';
+import { respond, respondOnSocket, setHeaders } from './http/respond';
+import type { ResolvedOptions } from './options';
+import { parsePayload } from './payload';
+import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
+import type { Receiver } from './session/receiver';
+import { INTERRUPTED, type SessionEvent } from './session/reducer';
+import { type Performed, sessionTable } from './session/session';
+import { isFramer, mediaType, type ReceivingTransport, type SendingTransport } from './transports/transport';
+import {
+  createWebsocketServer,
+  NOT_A_WEBSOCKET,
+  RAW_WEBSOCKET,
+  refuseUpgrade,
+  SOCKJS_WEBSOCKET,
+  websocketEvents,
+  type WebsocketKind,
+} from './transports/websocket';
+import { xhrPolling, xhrSend, xhrStreaming } from './transports/xhr';
+
+const RECEIVING: Partial<Record<SessionEndpoint, ReceivingTransport>> = {
+  xhr: xhrPolling,
+  xhr_streaming: xhrStreaming,
+};
+
+const SENDING: Partial<Record<SessionEndpoint, SendingTransport>> = {
+  xhr_send: xhrSend,
+};
+
+/** An HTTP event under the endpoint's prefix, with its route. */
+export type HttpEvent =
+  | { readonly type: 'request'; readonly req: IncomingMessage; readonly res: ServerResponse; readonly route: Route }
+  | {
+      readonly type: 'upgrade';
+      readonly req: IncomingMessage;
+      readonly socket: Duplex;
+      readonly head: Buffer;
+      readonly route: Route;
+    };
+
+interface Live {
+  readonly connection: Connection;
+  readonly control: ConnectionControl;
+}
+
+export interface EndpointHooks {
+  readonly connection: (connection: Connection) => void;
+}
+
+export class Endpoint {
+  readonly options: ResolvedOptions;
+  readonly #table: RouteTable;
+  readonly #iframe: IframePage;
+  readonly #scheduler: SchedulerLike;
+  readonly #http$ = new Subject<HttpEvent>();
+  readonly #wss = createWebsocketServer();
+  readonly #subscription: Subscription;
+  #receivers = 0;
+  #websockets = 0;
+
+  constructor(options: ResolvedOptions, scheduler: SchedulerLike, hooks: EndpointHooks) {
+    this.options = options;
+    this.#table = routeTable(options);
+    this.#iframe = iframe(options.sockjs_url);
+    this.#scheduler = scheduler;
+    const events$ = this.#http$.pipe(mergeMap((event) => this.#dispatch(event)));
+    this.#subscription = sessionTable<Live>(events$, {
+      scheduler,
+      config: { heartbeatDelay: options.heartbeat_delay, disconnectDelay: options.disconnect_delay },
+    }).subscribe((performed) => this.#perform(performed, hooks));
+  }
+
+  /** Routes a request; false when it lies outside the prefix and belongs to someone else. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    const target = this.#route(req);
+    if (target.kind === 'outside') return false;
+    this.#http$.next({ type: 'request', req, res, route: target });
+    return true;
+  }
+
+  /** Routes an `upgrade` event; false when it lies outside the prefix. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const target = this.#route(req);
+    if (target.kind === 'outside') return false;
+    this.#http$.next({ type: 'upgrade', req, socket, head, route: target });
+    return true;
+  }
+
+  /** Stops the pipeline: every open stream and websocket is dropped. */
+  close(): void {
+    this.#http$.complete();
+    this.#subscription.unsubscribe();
+  }
+
+  #route(req: IncomingMessage): Route {
+    return route(this.#table, req.method ?? 'GET', splitUrl(req.url ?? '/').pathname);
+  }
+
+  #log(severity: string, message: string): void {
+    this.options.log(severity, message);
+  }
+
+  #dispatch(event: HttpEvent): Observable<SessionEvent> {
+    return event.type === 'request' ? this.#request(event.req, event.res, event.route) : this.#upgrade(event);
+  }
+
+  #request(req: IncomingMessage, res: ServerResponse, target: Route): Observable<SessionEvent> {
+    const now = this.#scheduler.now();
+    switch (target.kind) {
+      case 'greeting':
+        return this.#answer(req, res, greeting());
+      case 'iframe':
+        return this.#answer(req, res, iframeResponse(this.#iframe, req.headers['if-none-match'], now));
+      case 'info':
+        setHeaders(res, this.#cors(req));
+        return this.#answer(
+          req,
+          res,
+          info({
+            websocket: this.options.transports.has('websocket'),
+            cookie_needed: this.options.jsessionid !== false,
+            origins: ['*:*'],
+            entropy: randomInt(0x1_0000_0000),
+          }),
+        );
+      case 'preflight':
+        this.#cookie(req, res);
+        setHeaders(res, { ...this.#cors(req), ...cacheForAYear(now), ...preflightHeaders(target.methods) });
+        return this.#answer(req, res, preflight({}));
+      case 'not-found':
+        return this.#answer(req, res, notFound(target.cacheable, now));
+      case 'method-not-allowed':
+        return this.#answer(req, res, methodNotAllowed(target.allow));
+      case 'raw-websocket':
+        return this.#answer(req, res, NOT_A_WEBSOCKET);
+      case 'session':
+        return this.#session(req, res, target.endpoint, target.sessionId);
+      case 'outside':
+        return EMPTY;
+    }
+  }
+
+  #answer(req: IncomingMessage, res: ServerResponse, response: StaticResponse): Observable<never> {
+    respond(res, response);
+    this.#log('info', `${req.method} ${req.url} ${response.status}`);
+    return EMPTY;
+  }
+
+  #cors(req: IncomingMessage): Headers {
+    return this.options.disable_cors ? {} : corsHeaders(req.headers);
+  }
+
+  #cookie(req: IncomingMessage, res: ServerResponse): void {
+    const { jsessionid } = this.options;
+    if (typeof jsessionid === 'function') jsessionid(req, res);
+    else if (jsessionid) setHeaders(res, jsessionidHeaders(req.headers));
+  }
+
+  #session(req: IncomingMessage, res: ServerResponse, endpoint: SessionEndpoint, sessionId: string): Observable<SessionEvent> {
+    if (endpoint === 'websocket') return this.#answer(req, res, NOT_A_WEBSOCKET);
+    this.#cookie(req, res);
+    setHeaders(res, NO_CACHE);
+    const receiving = RECEIVING[endpoint];
+    if (receiving) return this.#receive(req, res, receiving, sessionId);
+    const sending = SENDING[endpoint];
+    if (sending) return this.#send(req, res, sending, sessionId);
+    return this.#answer(req, res, notFound(false, this.#scheduler.now()));
+  }
+
+  #receive(req: IncomingMessage, res: ServerResponse, transport: ReceivingTransport, key: string): Observable<SessionEvent> {
+    const framer = transport.framer(new URLSearchParams(splitUrl(req.url ?? '/').query));
+    if (!isFramer(framer)) return this.#answer(req, res, framer);
+    if (transport.cors === 'xhr') setHeaders(res, this.#cors(req));
+    res.setHeader('Content-Type', transport.contentType);
+    res.writeHead(200);
+    if (framer.prelude) res.write(framer.prelude);
+    const receiver: Receiver = {
+      id: ++this.#receivers,
+      protocol: transport.protocol,
+      framing: 'sockjs',
+      wrap: framer.wrap,
+      limit: transport.streaming ? this.options.response_limit : 1,
+      delayDisconnect: true,
+      sink: {
+        write: (chunk) => {
+          if (!res.writableEnded) res.write(chunk);
+        },
+        end: () => {
+          if (!res.writableEnded) res.end();
+        },
+      },
+    };
+    // A response that closes before the server ended it was dropped by the client.
+    const aborted$ = fromEvent(res, 'close').pipe(
+      take(1),
+      filter(() => !res.writableEnded),
+      map((): SessionEvent => ({ type: 'detach', key, receiverId: receiver.id, why: INTERRUPTED })),
+    );
+    return concat(of<SessionEvent>({ type: 'attach', key, receiver, request: req }), aborted$);
+  }
+
+  #send(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: string): Observable<SessionEvent> {
+    if (transport.cors === 'xhr') setHeaders(res, this.#cors(req));
+    return readBody(req).pipe(
+      mergeMap((body): Observable<SessionEvent> => {
+        const payload = parsePayload(transport.payload(mediaType(req.headers['content-type']), body));
+        if (!payload.ok) return this.#answer(req, res, protocolError(payload.error));
+        const now = () => this.#scheduler.now();
+        const reply = {
+          accept: () => respond(res, transport.accepted),
+          unknownSession: () => respond(res, notFound(false, now())),
+        };
+        return of({ type: 'incoming', key, messages: payload.messages, reply });
+      }),
+    );
+  }
+
+  #upgrade(event: Extract<HttpEvent, { type: 'upgrade' }>): Observable<SessionEvent> {
+    const { req, socket, head, route: target } = event;
+    const refuse = (response: StaticResponse): Observable<never> => {
+      respondOnSocket(req, socket, response);
+      this.#log('info', `${req.method} ${req.url} ${response.status}`);
+      return EMPTY;
+    };
+    let kind: WebsocketKind;
+    if (target.kind === 'raw-websocket') kind = RAW_WEBSOCKET;
+    else if (target.kind === 'session' && target.endpoint === 'websocket') kind = SOCKJS_WEBSOCKET;
+    else if (target.kind === 'not-found') return refuse(notFound(target.cacheable, this.#scheduler.now()));
+    else if (target.kind === 'method-not-allowed') return refuse(methodNotAllowed(target.allow));
+    else return refuse(errorText(400, 'Can "Upgrade" only to "WebSocket".'));
+    const refusal = refuseUpgrade(req, kind);
+    if (refusal) return refuse(refusal);
+    const key = ++this.#websockets;
+    return websocketEvents(this.#wss, {
+      req,
+      socket,
+      head,
+      key,
+      receiverId: ++this.#receivers,
+      kind,
+      log: (severity, message) => this.#log(severity, message),
+    });
+  }
+
+  #perform({ session, effect }: Performed<Live>, hooks: EndpointHooks): void {
+    switch (effect.type) {
+      case 'write':
+        effect.receiver.sink.write(effect.chunk);
+        break;
+      case 'finish':
+        effect.receiver.sink.end(effect.why);
+        break;
+      case 'open': {
+        const live = Connection.open({
+          key: session.key,
+          prefix: this.options.prefix,
+          protocol: effect.receiver.protocol,
+          request: effect.request as IncomingMessage,
+          post: session.post,
+        });
+        session.connection = live;
+        this.#log('debug', `session ${String(session.key)} opened over ${effect.receiver.protocol}`);
+        hooks.connection(live.connection);
+        break;
+      }
+      case 'deliver':
+        session.connection?.control.deliver(effect.messages);
+        break;
+      case 'reply':
+        if (effect.accepted) effect.reply.accept();
+        else effect.reply.unknownSession();
+        break;
+      case 'ack':
+        effect.ack();
+        break;
+      case 'closed':
+        session.connection?.control.closed(effect.why);
+        break;
+      case 'end':
+        // Every path to the end has told the connection already; this only guards against a gap.
+        session.connection?.control.closed(INTERRUPTED);
+        session.connection = null;
+        break;
+    }
+  }
+}
+
+/** The whole body of a request as UTF-8 text; nothing when the client aborts it. */
+function readBody(req: IncomingMessage): Observable<string> {
+  return new Observable<string>((subscriber) => {
+    const chunks: Buffer[] = [];
+    const onData = (chunk: Buffer) => chunks.push(chunk);
+    const onEnd = () => {
+      subscriber.next(Buffer.concat(chunks).toString('utf8'));
+      subscriber.complete();
+    };
+    const onClose = () => subscriber.complete();
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('close', onClose);
+    req.once('error', onClose);
+    return () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      req.off('error', onClose);
+    };
+  });
+}

@@ -1,0 +1,38 @@
+/**
+ * The four SockJS frames, as text, before a transport wraps them (PROTOCOL.md section 3).
+ */
+
+// Characters that browsers or proxies mangle, beyond what JSON.stringify escapes. Surrogates are
+// escaped too (including the halves of valid pairs), as the reference server does: some old
+// browsers drop lone halves, and escaping every half keeps the frame pure ASCII there.
+const ESCAPABLE = /[\u0000-\u001f\ud800-\udfff\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]/g;
+
+function escapeChar(c: string): string {
+  return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+}
+
+/** JSON string literal of `text`, with the protocol's extra code points as lower-case `\uXXXX`. */
+export function quote(text: string): string {
+  const quoted = JSON.stringify(text);
+  ESCAPABLE.lastIndex = 0;
+  return ESCAPABLE.test(quoted) ? quoted.replace(ESCAPABLE, escapeChar) : quoted;
+}
+
+export const openFrame = (): string => 'o';
+
+export const heartbeatFrame = (): string => 'h';
+
+/** `a["m1","m2"]`: one frame carrying any number of messages, in order. */
+export function messageFrame(messages: readonly string[]): string {
+  let frame = 'a[';
+  for (let i = 0; i < messages.length; i++) {
+    if (i > 0) frame += ',';
+    frame += quote(messages[i]!);
+  }
+  return frame + ']';
+}
+
+/** `c[3000,"Go away!"]`, with no space after the comma. */
+export function closeFrame(code: number, reason: string): string {
+  return 'c[' + String(code) + ',' + quote(reason) + ']';
+}

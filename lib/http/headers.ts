@@ -1,0 +1,64 @@
+/**
+ * Header sets shared by many responses (PROTOCOL.md section 4), as pure functions of the request.
+ */
+import type { IncomingHttpHeaders } from 'http';
+
+export type Headers = Record<string, string>;
+
+const YEAR_SECONDS = 365 * 24 * 60 * 60;
+
+/** Responses that must never be cached: every session transport and `/info`. */
+export const NO_CACHE: Headers = {
+  'Cache-Control': 'no-store, no-cache, no-transform, must-revalidate, max-age=0',
+};
+
+/** Preflights, the iframe page and disabled websocket URLs may be cached for a year. */
+export function cacheForAYear(now: number): Headers {
+  return {
+    'Cache-Control': `public, max-age=${YEAR_SECONDS}`,
+    Expires: new Date(now + YEAR_SECONDS * 1000).toUTCString(),
+  };
+}
+
+/**
+ * CORS for the XHR transports: the request's Origin is echoed, the literal `null` included, with
+ * credentials allowed so that the JSESSIONID cookie of sticky load balancers is sent; with no
+ * Origin, `*` and no credentials.
+ */
+export function corsHeaders(request: IncomingHttpHeaders): Headers {
+  const origin = request.origin;
+  const headers: Headers = origin
+    ? { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true' }
+    : { 'Access-Control-Allow-Origin': '*' };
+  headers.Vary = 'Origin';
+  const asked = request['access-control-request-headers'];
+  if (asked) headers['Access-Control-Allow-Headers'] = asked;
+  return headers;
+}
+
+/** A preflight's own headers, on top of CORS and the year-long cache set. */
+export function preflightHeaders(methods: string): Headers {
+  return {
+    'Access-Control-Allow-Methods': methods,
+    'Access-Control-Max-Age': String(YEAR_SECONDS),
+  };
+}
+
+/** Reads one cookie from a Cookie header; values are taken as they are, undecoded. */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/**
+ * `Set-Cookie: JSESSIONID=<v>; path=/`, echoing the client's own JSESSIONID or `dummy`: load
+ * balancers that stick sessions by this cookie need it on every session response.
+ */
+export function jsessionidHeaders(request: IncomingHttpHeaders): Headers {
+  const value = readCookie(request.cookie, 'JSESSIONID') || 'dummy';
+  return { 'Set-Cookie': `JSESSIONID=${value}; path=/` };
+}

@@ -1,0 +1,5 @@
+export { Connection, CONNECTING, OPEN, CLOSING, CLOSED, type ReadyState } from './connection';
+export { SockjsError, type SockjsErrorCode } from './errors';
+export { DEFAULTS, type LogSeverity, type ServerOptions, type TransportName } from './options';
+export type { CloseReason } from './session/reducer';
+export { createServer, listen, Server } from './server';

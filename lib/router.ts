@@ -1,0 +1,126 @@
+/**
+ * Routing is a pure function of the options, the method and the path (PROTOCOL.md section 2).
+ */
+import type { ResolvedOptions, TransportName } from './options';
+
+/** The last segment of a session URL: `/<prefix>/<server>/<session>/<endpoint>`. */
+export type SessionEndpoint =
+  | 'websocket'
+  | 'xhr'
+  | 'xhr_streaming'
+  | 'xhr_send'
+  | 'eventsource'
+  | 'htmlfile'
+  | 'jsonp'
+  | 'jsonp_send';
+
+export type Route =
+  | { readonly kind: 'outside' }
+  | { readonly kind: 'greeting' }
+  | { readonly kind: 'iframe' }
+  | { readonly kind: 'info' }
+  | { readonly kind: 'preflight'; readonly methods: string }
+  | { readonly kind: 'raw-websocket' }
+  | { readonly kind: 'session'; readonly endpoint: SessionEndpoint; readonly sessionId: string }
+  | { readonly kind: 'not-found'; readonly cacheable: boolean }
+  | { readonly kind: 'method-not-allowed'; readonly allow: string };
+
+type Method = 'GET' | 'POST' | 'OPTIONS';
+type Handler = (sessionId: string) => Route;
+
+interface Row {
+  readonly path: RegExp;
+  readonly methods: Partial<Record<Method, Handler>>;
+}
+
+export interface RouteTable {
+  readonly prefix: string;
+  readonly rows: readonly Row[];
+}
+
+const always = (route: Route): Handler => () => route;
+const session = (endpoint: SessionEndpoint): Handler => (sessionId) => ({ kind: 'session', endpoint, sessionId });
+// `<server>` and `<session>`: one or more characters that are neither `/` nor `.`, kept undecoded.
+const sessionPath = (endpoint: string) => new RegExp(`^/[^/.]+/([^/.]+)/${endpoint}/?$`);
+
+const PREFLIGHT_POST = always({ kind: 'preflight', methods: 'OPTIONS, POST' });
+const DISABLED = always({ kind: 'not-found', cacheable: true });
+
+/** Which transports need each session endpoint. */
+const USED_BY: Record<SessionEndpoint, readonly TransportName[]> = {
+  websocket: ['websocket'],
+  xhr: ['xhr-polling'],
+  xhr_streaming: ['xhr-streaming'],
+  // sockjs-client sends with XHR for the xhr and eventsource transports ...
+  xhr_send: ['xhr-polling', 'xhr-streaming', 'eventsource'],
+  eventsource: ['eventsource'],
+  htmlfile: ['htmlfile'],
+  jsonp: ['jsonp-polling'],
+  // ... and with a form post for htmlfile and jsonp.
+  jsonp_send: ['htmlfile', 'jsonp-polling'],
+};
+
+/** Builds the route table of one prefix once, so that routing a request is a few regex tests. */
+export function routeTable(options: Pick<ResolvedOptions, 'prefix' | 'transports'>): RouteTable {
+  const enabled = (endpoint: SessionEndpoint) => USED_BY[endpoint].some((t) => options.transports.has(t));
+  const rows: Row[] = [
+    { path: /^\/?$/, methods: { GET: always({ kind: 'greeting' }) } },
+    { path: /^\/iframe[0-9a-z._-]*\.html\/?$/, methods: { GET: always({ kind: 'iframe' }) } },
+    {
+      path: /^\/info\/?$/,
+      methods: { OPTIONS: always({ kind: 'preflight', methods: 'OPTIONS, GET' }), GET: always({ kind: 'info' }) },
+    },
+    {
+      path: /^\/websocket\/?$/,
+      methods: { GET: options.transports.has('websocket-raw') ? always({ kind: 'raw-websocket' }) : DISABLED },
+    },
+    { path: sessionPath('websocket'), methods: { GET: enabled('websocket') ? session('websocket') : DISABLED } },
+  ];
+  const http: Array<[SessionEndpoint, Partial<Record<Method, Handler>>]> = [
+    ['xhr', { POST: session('xhr'), OPTIONS: PREFLIGHT_POST }],
+    ['xhr_send', { POST: session('xhr_send'), OPTIONS: PREFLIGHT_POST }],
+    ['xhr_streaming', { POST: session('xhr_streaming'), OPTIONS: PREFLIGHT_POST }],
+    ['eventsource', { GET: session('eventsource') }],
+    ['htmlfile', { GET: session('htmlfile') }],
+    ['jsonp', { GET: session('jsonp') }],
+    ['jsonp_send', { POST: session('jsonp_send') }],
+  ];
+  for (const [endpoint, methods] of http) {
+    if (enabled(endpoint)) rows.push({ path: sessionPath(endpoint), methods });
+  }
+  return { prefix: options.prefix, rows };
+}
+
+/** Splits a request target into its path and query string; absolute-form targets are accepted. */
+export function splitUrl(url: string): { pathname: string; query: string } {
+  let target = url;
+  if (!target.startsWith('/')) {
+    try {
+      const parsed = new URL(target);
+      target = parsed.pathname + parsed.search;
+    } catch {
+      return { pathname: target, query: '' };
+    }
+  }
+  const q = target.indexOf('?');
+  return q === -1 ? { pathname: target, query: '' } : { pathname: target.slice(0, q), query: target.slice(q + 1) };
+}
+
+/** Whether `pathname` lies under the table's prefix: the prefix itself or anything below it. */
+export function underPrefix(table: RouteTable, pathname: string): boolean {
+  const { prefix } = table;
+  return prefix === '' || pathname === prefix || pathname.startsWith(prefix + '/');
+}
+
+export function route(table: RouteTable, method: string, pathname: string): Route {
+  if (!underPrefix(table, pathname)) return { kind: 'outside' };
+  const rest = pathname.slice(table.prefix.length);
+  for (const row of table.rows) {
+    const match = row.path.exec(rest);
+    if (!match) continue;
+    const handler = Object.hasOwn(row.methods, method) ? row.methods[method as Method] : undefined;
+    if (handler) return handler(match[1] ?? '');
+    return { kind: 'method-not-allowed', allow: Object.keys(row.methods).join(', ') };
+  }
+  return { kind: 'not-found', cacheable: false };
+}

@@ -1,0 +1,128 @@
+/**
+ * The SockJS server: the `sockjs` package's API (`installHandlers`, `attach`, `detach`, the
+ * `connection` event) and the reactive one (`connections$`).
+ */
+import { EventEmitter } from 'events';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'http';
+import type { Duplex } from 'stream';
+import { type Observable, Subject } from 'rxjs';
+import type { Connection } from './connection';
+import { Endpoint } from './endpoint';
+import { resolveOptions, type ServerOptions } from './options';
+
+type Listener = (...args: any[]) => void;
+
+/** One endpoint installed on one HTTP server, and the listeners it stands in front of. */
+interface Installation {
+  readonly http: HttpServer;
+  readonly endpoint: Endpoint;
+  readonly onRequest: Listener;
+  readonly onUpgrade: Listener;
+  readonly previousRequest: readonly Listener[];
+  readonly previousUpgrade: readonly Listener[];
+}
+
+/** Takes over `event` on `emitter`; the listeners that were there get what is not ours. */
+function overshadow(emitter: EventEmitter, event: string, handle: (...args: any[]) => boolean) {
+  const previous = emitter.listeners(event) as Listener[];
+  emitter.removeAllListeners(event);
+  const listener: Listener = function (this: unknown, ...args: unknown[]) {
+    if (handle(...args)) return;
+    for (const l of previous) l.apply(this, args);
+  };
+  emitter.on(event, listener);
+  return { listener, previous };
+}
+
+function restore(emitter: EventEmitter, event: string, listener: Listener, previous: readonly Listener[]): void {
+  emitter.removeListener(event, listener);
+  for (const l of previous) emitter.on(event, l);
+}
+
+export class Server extends EventEmitter {
+  /** The options given to `createServer`; `installHandlers` may override them per prefix. */
+  readonly options: ServerOptions;
+  /** Every new connection, on every prefix this server is installed on. */
+  readonly connections$: Observable<Connection>;
+  readonly #connections = new Subject<Connection>();
+  #installations: Installation[] = [];
+
+  constructor(options: ServerOptions = {}) {
+    super();
+    this.options = { ...options };
+    resolveOptions(this.options);
+    this.connections$ = this.#connections.asObservable();
+  }
+
+  /**
+   * Serves this server's prefix on `http` (the `sockjs` package's older API). `options` override
+   * the server's for this installation; call it once per prefix to serve several.
+   */
+  installHandlers(http: HttpServer, options?: ServerOptions): true {
+    this.#install(http, options);
+    return true;
+  }
+
+  /** Serves this server's prefix on `http`. */
+  attach(http: HttpServer): void {
+    this.#install(http);
+  }
+
+  /** Stops serving on `http`, hands its listeners back and drops this server's sessions there. */
+  detach(http: HttpServer): void {
+    for (const installation of this.#installations.filter((i) => i.http === http)) this.#uninstall(installation);
+  }
+
+  /** Detaches from every HTTP server and completes `connections$`. */
+  close(): void {
+    for (const installation of [...this.#installations]) this.#uninstall(installation);
+    this.#connections.complete();
+  }
+
+  #install(http: HttpServer, overrides?: ServerOptions): void {
+    const options = resolveOptions(this.options, overrides);
+    const endpoint = new Endpoint(options, options.scheduler, {
+      connection: (connection) => {
+        this.emit('connection', connection);
+        this.#connections.next(connection);
+      },
+    });
+    options.log('debug', `sockjs-rx bound to ${JSON.stringify(options.prefix)}`);
+    const request = overshadow(http, 'request', (req: IncomingMessage, res: ServerResponse) => endpoint.handleRequest(req, res));
+    const upgrade = overshadow(http, 'upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => endpoint.handleUpgrade(req, socket, head));
+    this.#installations.push({
+      http,
+      endpoint,
+      onRequest: request.listener,
+      onUpgrade: upgrade.listener,
+      previousRequest: request.previous,
+      previousUpgrade: upgrade.previous,
+    });
+  }
+
+  #uninstall(installation: Installation): void {
+    this.#installations = this.#installations.filter((i) => i !== installation);
+    restore(installation.http, 'request', installation.onRequest, installation.previousRequest);
+    restore(installation.http, 'upgrade', installation.onUpgrade, installation.previousUpgrade);
+    installation.endpoint.close();
+  }
+}
+
+export interface Server {
+  on(event: 'connection', listener: (connection: Connection) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'connection', listener: (connection: Connection) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/** Creates a SockJS server; serve it with `attach(httpServer)` or `installHandlers(httpServer)`. */
+export function createServer(options?: ServerOptions): Server {
+  return new Server(options);
+}
+
+/** Creates a server and installs it on `http` at once. */
+export function listen(http: HttpServer, options?: ServerOptions): Server {
+  const server = createServer(options);
+  server.installHandlers(http);
+  return server;
+}

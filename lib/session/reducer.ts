@@ -1,0 +1,306 @@
+/**
+ * A session as a pure reducer: (state, event, now) -> (state, effects). Nothing here touches a
+ * socket or a clock; the effects are data, performed by `session.ts`, and time arrives as `now`.
+ */
+import { closeFrame, heartbeatFrame, messageFrame, openFrame } from '../frames';
+import type { Framing, Receiver } from './receiver';
+
+/** Keys of the session table: HTTP session ids are strings, websocket sessions numbers. */
+export type SessionKey = string | number;
+
+export type Phase = 'new' | 'open' | 'closing' | 'ended';
+
+/** A write's acknowledgement, released once the session has taken the message. */
+export type Ack = () => void;
+
+/** How a send request (`xhr_send`, `jsonp_send`) is answered. */
+export interface Reply {
+  accept(): void;
+  unknownSession(): void;
+}
+
+export interface CloseReason {
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** Close reasons the server itself gives, beside the application's own. */
+export const INTERRUPTED: CloseReason = { code: 1002, reason: 'Connection interrupted' };
+export const ANOTHER_CONNECTION: CloseReason = { code: 2010, reason: 'Another connection still open' };
+export const NORMAL_CLOSURE: CloseReason = { code: 1000, reason: 'Normal closure' };
+export const BROKEN_FRAMING: CloseReason = { code: 3000, reason: 'Broken framing.' };
+export const TIMED_OUT: CloseReason = { code: 1006, reason: 'Session timed out' };
+
+export type SessionEvent =
+  /** A receiving request or a websocket arrived for this session. */
+  | { readonly type: 'attach'; readonly key: SessionKey; readonly receiver: Receiver; readonly request: unknown }
+  /** The client went away from a receiver before the server ended it. */
+  | { readonly type: 'detach'; readonly key: SessionKey; readonly receiverId: number; readonly why: CloseReason }
+  /** Messages from the client; `reply` answers the HTTP request that carried them. */
+  | { readonly type: 'incoming'; readonly key: SessionKey; readonly messages: readonly string[]; readonly reply?: Reply }
+  /** A websocket message that is not valid JSON. */
+  | { readonly type: 'broken'; readonly key: SessionKey }
+  /** Messages from the application. */
+  | { readonly type: 'outgoing'; readonly key: SessionKey; readonly messages: readonly string[]; readonly ack?: Ack }
+  /** The application closes the session. */
+  | { readonly type: 'close'; readonly key: SessionKey; readonly why: CloseReason }
+  | { readonly type: 'heartbeat'; readonly key: SessionKey }
+  | { readonly type: 'expire'; readonly key: SessionKey }
+  /** Marks the end of the session's stream; the session table drops the key on it. */
+  | { readonly type: 'end'; readonly key: SessionKey };
+
+export type Effect =
+  | { readonly type: 'write'; readonly receiver: Receiver; readonly chunk: string }
+  | { readonly type: 'finish'; readonly receiver: Receiver; readonly why: CloseReason }
+  | { readonly type: 'open'; readonly receiver: Receiver; readonly request: unknown }
+  | { readonly type: 'deliver'; readonly messages: readonly string[] }
+  | { readonly type: 'reply'; readonly reply: Reply; readonly accepted: boolean }
+  | { readonly type: 'ack'; readonly ack: Ack }
+  | { readonly type: 'closed'; readonly why: CloseReason }
+  | { readonly type: 'end' };
+
+interface Attached {
+  readonly receiver: Receiver;
+  /** Bytes written on this receiver, counted against its limit. */
+  readonly written: number;
+}
+
+export interface SessionState {
+  readonly phase: Phase;
+  readonly attached: Attached | null;
+  /** Messages waiting for a receiver, in order. */
+  readonly queue: readonly string[];
+  readonly closing: CloseReason | null;
+  /** Scheduler time of the last frame written, for heartbeats. */
+  readonly lastWriteAt: number;
+  /** When the heartbeat timer fires next; null when no receiver is attached. */
+  readonly heartbeatAt: number | null;
+  /** When the session expires for want of a receiver; null while one is attached. */
+  readonly expireAt: number | null;
+}
+
+export interface SessionConfig {
+  readonly heartbeatDelay: number;
+  readonly disconnectDelay: number;
+}
+
+export interface Step {
+  readonly state: SessionState;
+  readonly effects: readonly Effect[];
+}
+
+export const INITIAL: SessionState = {
+  phase: 'new',
+  attached: null,
+  queue: [],
+  closing: null,
+  lastWriteAt: 0,
+  heartbeatAt: null,
+  expireAt: null,
+};
+
+/** The frames of one step, per framing: SockJS framing, or raw messages for `/websocket`. */
+function framesFor(framing: Framing, kind: 'open' | 'heartbeat' | 'close', state: SessionState): string[] {
+  if (framing === 'raw') return [];
+  if (kind === 'open') return [openFrame()];
+  if (kind === 'heartbeat') return [heartbeatFrame()];
+  const why = state.closing ?? NORMAL_CLOSURE;
+  return [closeFrame(why.code, why.reason)];
+}
+
+function messagesFor(framing: Framing, messages: readonly string[]): string[] {
+  if (messages.length === 0) return [];
+  return framing === 'raw' ? [...messages] : [messageFrame(messages)];
+}
+
+/** A step under construction: the reducer's private, mutable scratch. */
+class Builder {
+  state: SessionState;
+  readonly effects: Effect[] = [];
+
+  constructor(
+    state: SessionState,
+    readonly now: number,
+    readonly config: SessionConfig,
+  ) {
+    this.state = state;
+  }
+
+  set(patch: Partial<SessionState>): void {
+    this.state = { ...this.state, ...patch };
+  }
+
+  /**
+   * Writes frames to the attached receiver until its limit is reached, when the receiver is
+   * finished and detached (a poll after one frame, a stream after `response_limit` bytes).
+   * Returns the frames that were not written.
+   */
+  write(frames: readonly string[]): readonly string[] {
+    for (let i = 0; i < frames.length; i++) {
+      const attached = this.state.attached;
+      if (!attached) return frames.slice(i);
+      const { receiver } = attached;
+      const chunk = receiver.wrap(frames[i]!);
+      this.effects.push({ type: 'write', receiver, chunk });
+      const written = receiver.limit === Infinity ? 0 : attached.written + Buffer.byteLength(chunk);
+      this.set({ attached: { receiver, written }, lastWriteAt: this.now });
+      if (written >= receiver.limit) this.release(NORMAL_CLOSURE);
+    }
+    return [];
+  }
+
+  /** Ends the attached receiver; an HTTP session then waits `disconnect_delay` for the next one. */
+  release(why: CloseReason): void {
+    const attached = this.state.attached;
+    if (!attached) return;
+    this.effects.push({ type: 'finish', receiver: attached.receiver, why });
+    this.set({ attached: null, heartbeatAt: null });
+    if (attached.receiver.delayDisconnect) this.set({ expireAt: this.now + this.config.disconnectDelay });
+    else this.end(null);
+  }
+
+  /** Ends the session; `why` is told to the application unless it closed the session itself. */
+  end(why: CloseReason | null): void {
+    if (this.state.phase === 'ended') return;
+    if (why && this.state.phase === 'open') this.effects.push({ type: 'closed', why });
+    this.set({ phase: 'ended', attached: null, heartbeatAt: null, expireAt: null, queue: [] });
+    this.effects.push({ type: 'end' });
+  }
+
+  attach(receiver: Receiver): void {
+    this.set({ attached: { receiver, written: 0 }, heartbeatAt: this.now + this.config.heartbeatDelay, expireAt: null });
+  }
+
+  flushQueue(): void {
+    const { attached, queue } = this.state;
+    if (!attached || queue.length === 0) return;
+    this.set({ queue: [] });
+    this.write(messagesFor(attached.receiver.framing, queue));
+  }
+}
+
+/** A second receiver while one is attached is told 2010 and ended; the first stays. */
+function refuse(b: Builder, receiver: Receiver): void {
+  if (receiver.framing !== 'raw') {
+    b.effects.push({
+      type: 'write',
+      receiver,
+      chunk: receiver.wrap(closeFrame(ANOTHER_CONNECTION.code, ANOTHER_CONNECTION.reason)),
+    });
+  }
+  b.effects.push({ type: 'finish', receiver, why: ANOTHER_CONNECTION });
+}
+
+function onAttach(b: Builder, receiver: Receiver, request: unknown): void {
+  const { phase } = b.state;
+  if (phase === 'ended') {
+    refuse(b, receiver);
+  } else if (phase === 'new') {
+    b.set({ phase: 'open' });
+    b.attach(receiver);
+    b.write(framesFor(receiver.framing, 'open', b.state));
+    b.effects.push({ type: 'open', receiver, request });
+    b.flushQueue();
+  } else if (b.state.attached) {
+    refuse(b, receiver);
+  } else if (phase === 'open') {
+    b.attach(receiver);
+    b.flushQueue();
+  } else {
+    // Closing: the close frame goes to every receiver until the session expires.
+    b.attach(receiver);
+    b.flushQueue();
+    b.write(framesFor(receiver.framing, 'close', b.state));
+    b.release(b.state.closing ?? NORMAL_CLOSURE);
+  }
+}
+
+function onOutgoing(b: Builder, messages: readonly string[], ack: Ack | undefined): void {
+  if (b.state.phase === 'open' && messages.length > 0) {
+    const attached = b.state.attached;
+    if (attached) b.write(messagesFor(attached.receiver.framing, messages));
+    else b.set({ queue: [...b.state.queue, ...messages] });
+  }
+  if (ack) b.effects.push({ type: 'ack', ack });
+}
+
+function onClose(b: Builder, why: CloseReason): void {
+  if (b.state.phase !== 'open') return;
+  b.effects.push({ type: 'closed', why });
+  b.set({ phase: 'closing', closing: why });
+  const attached = b.state.attached;
+  if (!attached) return;
+  b.write(framesFor(attached.receiver.framing, 'close', b.state));
+  b.release(attached.receiver.framing === 'raw' ? why : NORMAL_CLOSURE);
+}
+
+function onHeartbeat(b: Builder): void {
+  const { attached, phase, lastWriteAt, heartbeatAt } = b.state;
+  if (!attached || phase !== 'open' || heartbeatAt === null) return;
+  // Traffic since the timer was armed postpones the heartbeat; deciding on that rather than on
+  // the clock keeps a timer that fires a millisecond early from stalling the heartbeat.
+  const armedAt = heartbeatAt - b.config.heartbeatDelay;
+  if (lastWriteAt > armedAt) {
+    b.set({ heartbeatAt: lastWriteAt + b.config.heartbeatDelay });
+    return;
+  }
+  b.write(framesFor(attached.receiver.framing, 'heartbeat', b.state));
+  if (b.state.attached) b.set({ heartbeatAt: b.now + b.config.heartbeatDelay });
+}
+
+/** The session's transition function. */
+export function step(state: SessionState, event: SessionEvent, now: number, config: SessionConfig): Step {
+  const b = new Builder(state, now, config);
+  if (state.phase === 'new' && event.type !== 'attach') {
+    // Only a receiver opens a session; anything else for an unknown id is answered and dropped.
+    if (event.type === 'incoming' && event.reply) b.effects.push({ type: 'reply', reply: event.reply, accepted: false });
+    if (event.type === 'outgoing' && event.ack) b.effects.push({ type: 'ack', ack: event.ack });
+    b.end(null);
+    return b;
+  }
+  switch (event.type) {
+    case 'attach':
+      onAttach(b, event.receiver, event.request);
+      break;
+    case 'detach':
+      if (b.state.attached?.receiver.id === event.receiverId) {
+        b.set({ attached: null, heartbeatAt: null });
+        b.end(event.why);
+      }
+      break;
+    case 'incoming':
+      if (b.state.phase === 'ended') {
+        if (event.reply) b.effects.push({ type: 'reply', reply: event.reply, accepted: false });
+        b.end(null);
+        break;
+      }
+      if (b.state.phase === 'open' && event.messages.length > 0) {
+        b.effects.push({ type: 'deliver', messages: event.messages });
+      }
+      if (event.reply) b.effects.push({ type: 'reply', reply: event.reply, accepted: true });
+      break;
+    case 'broken':
+      // Only websockets send frames; a broken one closes the socket and ends the session.
+      if (b.state.phase === 'open') b.effects.push({ type: 'closed', why: BROKEN_FRAMING });
+      if (b.state.attached) b.effects.push({ type: 'finish', receiver: b.state.attached.receiver, why: BROKEN_FRAMING });
+      b.set({ phase: 'closing', attached: null });
+      b.end(null);
+      break;
+    case 'outgoing':
+      onOutgoing(b, event.messages, event.ack);
+      break;
+    case 'close':
+      onClose(b, event.why);
+      break;
+    case 'heartbeat':
+      onHeartbeat(b);
+      break;
+    case 'expire':
+      // The timer is replaced whenever expireAt changes, so one that fires is the current one.
+      if (!b.state.attached && b.state.expireAt !== null) b.end(TIMED_OUT);
+      break;
+    case 'end':
+      break;
+  }
+  return b;
+}

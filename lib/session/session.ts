@@ -1,0 +1,128 @@
+/**
+ * The session table as one RxJS pipeline: events are grouped by session key, each group runs the
+ * reducer with `scan`, and the two timers of a session are operators derived from its state.
+ */
+import {
+  defer,
+  distinctUntilChanged,
+  EMPTY,
+  filter,
+  groupBy,
+  type GroupedObservable,
+  ignoreElements,
+  map,
+  merge,
+  mergeMap,
+  type Observable,
+  observeOn,
+  queueScheduler,
+  type SchedulerLike,
+  scan,
+  share,
+  Subject,
+  switchMap,
+  tap,
+  timer,
+} from 'rxjs';
+import {
+  type Effect,
+  INITIAL,
+  type SessionConfig,
+  type SessionEvent,
+  type SessionKey,
+  type SessionState,
+  step,
+  type Step,
+} from './reducer';
+
+/** What the effects of one session are performed against: its key and, once open, its connection. */
+export interface SessionContext<C> {
+  readonly key: SessionKey;
+  /** Sends an event to this session, e.g. from its connection. */
+  readonly post: (event: SessionEvent) => void;
+  connection: C | null;
+}
+
+export interface Performed<C> {
+  readonly session: SessionContext<C>;
+  readonly effect: Effect;
+}
+
+export interface SessionEnv {
+  readonly scheduler: SchedulerLike;
+  readonly config: SessionConfig;
+  /** Feeds an event back into the session table (timers, the application, the end marker). */
+  readonly post: (event: SessionEvent) => void;
+}
+
+/**
+ * Fires `event` at the scheduler time the state names, re-armed whenever that time changes and
+ * cancelled when it becomes null.
+ */
+function timerAt(
+  state$: Observable<SessionState>,
+  at: (state: SessionState) => number | null,
+  event: SessionEvent,
+  scheduler: SchedulerLike,
+): Observable<SessionEvent> {
+  return state$.pipe(
+    map(at),
+    distinctUntilChanged(),
+    switchMap((due) => (due === null ? EMPTY : timer(Math.max(0, due - scheduler.now()), scheduler))),
+    map(() => event),
+  );
+}
+
+/** One session: the reducer over its events, and its heartbeat and disconnect timers. */
+export function runSession<C>(
+  events$: GroupedObservable<SessionKey, SessionEvent>,
+  env: SessionEnv,
+): Observable<Performed<C>> {
+  return defer(() => {
+    const key = events$.key;
+    const session: SessionContext<C> = { key, post: env.post, connection: null };
+    const steps$ = events$.pipe(
+      scan((previous: Step, event) => step(previous.state, event, env.scheduler.now(), env.config), {
+        state: INITIAL,
+        effects: [],
+      }),
+      share(),
+    );
+    const state$ = steps$.pipe(map((s) => s.state));
+    const heartbeat$ = timerAt(state$, (s) => s.heartbeatAt, { type: 'heartbeat', key }, env.scheduler);
+    const expiry$ = timerAt(state$, (s) => s.expireAt, { type: 'expire', key }, env.scheduler);
+    return merge(
+      // Timers first: they must see a step's state before its effects can post new events.
+      merge(heartbeat$, expiry$).pipe(tap(env.post), ignoreElements()),
+      steps$.pipe(
+        mergeMap((s) => s.effects),
+        // The end marker goes back through the table, where it closes this group.
+        tap((effect) => effect.type === 'end' && env.post({ type: 'end', key })),
+        map((effect) => ({ session, effect })),
+      ),
+    );
+  });
+}
+
+/**
+ * Every session of one endpoint. Events are processed one at a time, to completion: an event
+ * posted while another is being handled (an application writing from its `data` handler) is
+ * queued behind it, so each session sees its events in order and every effect of one step is
+ * performed before the next step starts.
+ */
+export function sessionTable<C>(
+  external$: Observable<SessionEvent>,
+  env: Omit<SessionEnv, 'post'>,
+): Observable<Performed<C>> {
+  return defer(() => {
+    const feedback$ = new Subject<SessionEvent>();
+    const post = (event: SessionEvent) => feedback$.next(event);
+    return merge(external$, feedback$).pipe(
+      observeOn(queueScheduler),
+      groupBy((event) => event.key, {
+        duration: (group$) => group$.pipe(filter((event) => event.type === 'end')),
+      }),
+      mergeMap((group$) => runSession<C>(group$, { ...env, post })),
+    );
+  });
+}

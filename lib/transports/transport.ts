@@ -1,0 +1,45 @@
+/**
+ * The contract every HTTP transport fulfils, so that adding a transport is one small file of data:
+ * how its responses look and how frames are wrapped on it.
+ */
+import type { StaticResponse } from '../http/pages';
+import type { SessionEndpoint } from '../router';
+
+/** How one receiving response writes frames, once its request has been checked. */
+export interface Framer {
+  /** Written before any frame, as its own chunk; not counted against `response_limit`. */
+  readonly prelude: string;
+  readonly wrap: (frame: string) => string;
+}
+
+/** A transport the client receives on: a poll (one frame per response) or a stream. */
+export interface ReceivingTransport {
+  readonly endpoint: SessionEndpoint;
+  /** The name sockjs-client and `Connection.protocol` use, e.g. `xhr-streaming`. */
+  readonly protocol: string;
+  readonly contentType: string;
+  /** `xhr`: the XHR CORS rules; `none`: no CORS headers. */
+  readonly cors: 'xhr' | 'eventsource' | 'none';
+  readonly streaming: boolean;
+  /** Checks the request's query string (e.g. a callback name) and returns the framer or an error. */
+  readonly framer: (query: URLSearchParams) => Framer | StaticResponse;
+}
+
+/** A transport the client sends on: the body carries a JSON array of messages. */
+export interface SendingTransport {
+  readonly endpoint: SessionEndpoint;
+  readonly cors: 'xhr' | 'none';
+  /** The JSON text in a body of the given Content-Type, or undefined when the type is not accepted. */
+  readonly payload: (contentType: string, body: string) => string | undefined;
+  /** The answer once the session has taken the messages. */
+  readonly accepted: StaticResponse;
+}
+
+export function isFramer(value: Framer | StaticResponse): value is Framer {
+  return 'wrap' in value;
+}
+
+/** The media type of a Content-Type header, without parameters: `text/plain; charset=x` is `text/plain`. */
+export function mediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+}

@@ -1,0 +1,39 @@
+/**
+ * The XHR transports: `xhr` (polling), `xhr_streaming` and `xhr_send` (PROTOCOL.md 5.1 to 5.3).
+ */
+import type { ReceivingTransport, SendingTransport } from './transport';
+
+const JAVASCRIPT = 'application/javascript; charset=UTF-8';
+const newline = (frame: string) => frame + '\n';
+
+export const xhrPolling: ReceivingTransport = {
+  endpoint: 'xhr',
+  protocol: 'xhr-polling',
+  contentType: JAVASCRIPT,
+  cors: 'xhr',
+  streaming: false,
+  framer: () => ({ prelude: '', wrap: newline }),
+};
+
+// Browsers (IE, old WebKit) hand a streaming XHR's data to the page only after a first 2 KB have
+// arrived, so the stream opens with 2048 `h` and a newline.
+const XHR_STREAMING_PRELUDE = 'h'.repeat(2048) + '\n';
+
+export const xhrStreaming: ReceivingTransport = {
+  endpoint: 'xhr_streaming',
+  protocol: 'xhr-streaming',
+  contentType: JAVASCRIPT,
+  cors: 'xhr',
+  streaming: true,
+  framer: () => ({ prelude: XHR_STREAMING_PRELUDE, wrap: newline }),
+};
+
+// Old clients and proxies send the JSON body under many media types; all of these are read as JSON.
+const XHR_SEND_TYPES = new Set(['', 'text/plain', 't', 'application/json', 'application/xml', 'text/xml']);
+
+export const xhrSend: SendingTransport = {
+  endpoint: 'xhr_send',
+  cors: 'xhr',
+  payload: (contentType, body) => (XHR_SEND_TYPES.has(contentType) ? body : undefined),
+  accepted: { status: 204, headers: { 'Content-Type': 'text/plain; charset=UTF-8' }, body: '' },
+};
