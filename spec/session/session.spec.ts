@@ -1,0 +1,265 @@
+import { map, type Observable } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import type { Receiver } from '../../lib/session/receiver';
+import type { Reply, SessionEvent, SessionKey } from '../../lib/session/reducer';
+import { type Performed, sessionTable } from '../../lib/session/session';
+
+const HEARTBEAT = 25_000;
+const DISCONNECT = 5_000;
+const config = { heartbeatDelay: HEARTBEAT, disconnectDelay: DISCONNECT };
+
+let receivers = 0;
+const noSink = { write: () => undefined, end: () => undefined };
+
+function receiver(kind: 'poll' | 'stream' | 'websocket', limit = 4096): Receiver {
+  return {
+    id: ++receivers,
+    protocol: kind,
+    framing: 'sockjs',
+    wrap: kind === 'websocket' ? (frame) => frame : (frame) => frame + '\n',
+    limit: kind === 'poll' ? 1 : kind === 'stream' ? limit : Infinity,
+    delayDisconnect: kind !== 'websocket',
+    sink: noSink,
+  };
+}
+
+const attach = (r: Receiver, key: SessionKey = 's'): SessionEvent => ({ type: 'attach', key, receiver: r, request: null });
+const send = (text: string, key: SessionKey = 's', ack?: () => void): SessionEvent => ({ type: 'outgoing', key, messages: [text], ack });
+const reply: Reply = { accept: () => undefined, unknownSession: () => undefined };
+
+/** Each effect as a short text, so that marbles can name them. */
+function describe_(p: Performed<unknown>): string {
+  const e = p.effect;
+  switch (e.type) {
+    case 'write':
+      return `write ${e.chunk}`;
+    case 'finish':
+      return `finish ${e.why.code}`;
+    case 'open':
+      return 'open';
+    case 'deliver':
+      return `deliver ${e.messages.join(',')}`;
+    case 'reply':
+      return e.accepted ? 'reply ok' : 'reply 404';
+    case 'ack':
+      return 'ack';
+    case 'closed':
+      return `closed ${e.why.code} ${e.why.reason}`;
+    case 'end':
+      return 'end';
+  }
+}
+
+const V = {
+  o: 'write o\n',
+  O: 'open',
+  h: 'write h\n',
+  f: 'finish 1000',
+  e: 'end',
+  t: 'closed 1006 Session timed out',
+  x: 'write a["x"]\n',
+};
+
+let testScheduler: TestScheduler;
+
+beforeEach(() => {
+  testScheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+});
+
+function table(events$: Observable<SessionEvent>): Observable<string> {
+  return sessionTable<unknown>(events$, { scheduler: testScheduler, config }).pipe(map(describe_));
+}
+
+describe('heartbeats', () => {
+  it('sends h after heartbeat_delay with no traffic, and again every heartbeat_delay', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a', { a: attach(receiver('stream')) });
+      expectObservable(table(events), '^ 60s !').toBe('(oO) 24996ms h 24999ms h', V);
+    });
+  });
+
+  it('postpones the heartbeat while messages flow', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 9999ms b', { a: attach(receiver('stream')), b: send('x') });
+      // Armed at 0, the timer finds traffic at 10 s and waits until 10 s + heartbeat_delay.
+      expectObservable(table(events), '^ 40s !').toBe('(oO) 9996ms x 24999ms h', V);
+    });
+  });
+
+  it('answers a pending poll with h after heartbeat_delay', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 999ms b', { a: attach(receiver('poll')), b: attach(receiver('poll')) });
+      // The second poll is held open; its heartbeat ends it and the session then waits
+      // disconnect_delay for the next poll before it times out.
+      expectObservable(table(events), '^ 40s !').toBe('(ofO) 25995ms (hf) 4996ms (te)', V);
+    });
+  });
+
+  it('sends h on websockets too', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a', { a: attach(receiver('websocket'), 1) });
+      expectObservable(table(events), '^ 30s !').toBe('(oO) 24996ms h', { ...V, o: 'write o', h: 'write h' });
+    });
+  });
+});
+
+describe('disconnect_delay', () => {
+  it('ends a session whose client has not come back within disconnect_delay', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a', { a: attach(receiver('poll')) });
+      expectObservable(table(events), '^ 10s !').toBe('(ofO) 4995ms (te)', V);
+    });
+  });
+
+  it('keeps a session whose client polls again in time, and re-arms after each poll', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 3999ms b 99ms c', {
+        a: attach(receiver('poll')),
+        b: send('x'),
+        c: attach(receiver('poll')),
+      });
+      expectObservable(table(events), '^ 20s !').toBe('(ofO) 4095ms (xf) 4996ms (te)', V);
+    });
+  });
+
+  it('forgets an ended session: the same id then opens a new one', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 5999ms b', { a: attach(receiver('poll')), b: attach(receiver('poll')) });
+      expectObservable(table(events), '^ 7s !').toBe('(ofO) 4995ms (te) 996ms (ofO)', V);
+    });
+  });
+});
+
+describe('one receiver at a time', () => {
+  it('tells a second receiver 2010 and ends it, while the first stays attached', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 249ms b 749ms c', {
+        a: attach(receiver('stream')),
+        b: attach(receiver('stream')),
+        c: send('x'),
+      });
+      expectObservable(table(events), '^ 2s !').toBe('(oO) 246ms (rF) 746ms x', {
+        ...V,
+        r: 'write c[2010,"Another connection still open"]\n',
+        F: 'finish 2010',
+      });
+    });
+  });
+});
+
+describe('closing', () => {
+  it('repeats the close frame to every later receiver until the session expires', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 999ms b 999ms c 999ms d 5999ms g', {
+        a: attach(receiver('poll')),
+        b: { type: 'close', key: 's', why: { code: 3000, reason: 'Go away!' } },
+        c: attach(receiver('poll')),
+        d: attach(receiver('poll')),
+        g: attach(receiver('poll')),
+      });
+      expectObservable(table(events), '^ 12s !').toBe('(ofO) 995ms C 999ms (cf) 996ms (cf) 4996ms e 999ms (ofO)', {
+        ...V,
+        C: 'closed 3000 Go away!',
+        c: 'write c[3000,"Go away!"]\n',
+      });
+    });
+  });
+
+  it('writes the close frame on an attached stream and ends it', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 999ms b', {
+        a: attach(receiver('stream')),
+        b: { type: 'close', key: 's', why: { code: 3000, reason: 'Go away!' } },
+      });
+      expectObservable(table(events), '^ 10s !').toBe('(oO) 996ms (Ccf) 4995ms e', {
+        ...V,
+        C: 'closed 3000 Go away!',
+        c: 'write c[3000,"Go away!"]\n',
+      });
+    });
+  });
+
+  it('ends a websocket session as soon as it is closed', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 999ms b', {
+        a: attach(receiver('websocket'), 7),
+        b: { type: 'close', key: 7, why: { code: 3000, reason: 'Go away!' } },
+      });
+      expectObservable(table(events), '^ 10s !').toBe('(oO) 996ms (Ccfe)', {
+        ...V,
+        o: 'write o',
+        C: 'closed 3000 Go away!',
+        c: 'write c[3000,"Go away!"]',
+      });
+    });
+  });
+});
+
+describe('messages', () => {
+  it('delivers messages queued while no receiver is attached together in one frame, in order', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 999ms b 999ms c 999ms d', {
+        a: attach(receiver('poll')),
+        b: send('a', 's', () => undefined),
+        c: send('b', 's', () => undefined),
+        d: attach(receiver('poll')),
+      });
+      expectObservable(table(events), '^ 4s !').toBe('(ofO) 995ms k 999ms k 999ms (qf)', {
+        ...V,
+        k: 'ack',
+        q: 'write a["a","b"]\n',
+      });
+    });
+  });
+
+  it('delivers what the client sends and answers its send request', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 9ms b', {
+        a: attach(receiver('stream')),
+        b: { type: 'incoming', key: 's', messages: ['m1', 'm2'], reply },
+      });
+      expectObservable(table(events), '^ 1s !').toBe('(oO) 6ms (dr)', { ...V, d: 'deliver m1,m2', r: 'reply ok' });
+    });
+  });
+
+  it('answers a send to an unknown session with 404 and keeps nothing', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('b 9ms a', {
+        b: { type: 'incoming', key: 's', messages: ['m'], reply },
+        a: attach(receiver('stream')),
+      });
+      expectObservable(table(events), '^ 1s !').toBe('(re) 6ms (oO)', { ...V, r: 'reply 404' });
+    });
+  });
+
+  it('ends a stream once response_limit bytes are written', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      // With the limit at 4096, o\n and 30 frames of 134 bytes (4022 bytes) keep the stream open;
+      // the 31st frame passes the limit and ends it.
+      const message = 'x'.repeat(128);
+      const sends = Object.fromEntries([...'ABCDEFGHIJKLMNOPQRSTUVWXYZbcdeg'].map((letter) => [letter, send(message)]));
+      const marble = 'a 9ms ' + Object.keys(sends).join(' 9ms ');
+      const events = hot<SessionEvent>(marble, { a: attach(receiver('stream', 4096)), ...sends });
+      const frame = `write a["${message}"]\n`;
+      const expected = '(oO) 6ms ' + 'y 9ms '.repeat(30) + '(yf)';
+      expectObservable(table(events), '^ 1s !').toBe(expected, { ...V, y: frame });
+    });
+  });
+});
+
+describe('client abort', () => {
+  it('ends the session when the client drops its stream', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const r = receiver('stream');
+      const events = hot<SessionEvent>('a 999ms b 999ms c', {
+        a: attach(r),
+        b: { type: 'detach', key: 's', receiverId: r.id, why: { code: 1002, reason: 'Connection interrupted' } },
+        c: attach(receiver('stream')),
+      });
+      expectObservable(table(events), '^ 3s !').toBe('(oO) 996ms (ie) 996ms (oO)', {
+        ...V,
+        i: 'closed 1002 Connection interrupted',
+      });
+    });
+  });
+});
