@@ -91,25 +91,33 @@ export function routeTable(options: Pick<ResolvedOptions, 'prefix' | 'transports
   return { prefix: options.prefix, rows };
 }
 
-/** Splits a request target into its path and query string; absolute-form targets are accepted. */
+// `scheme://authority` of an absolute-form request target (what proxies send).
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
+
+/**
+ * Splits a request target into its path and query string. Absolute-form targets lose their
+ * scheme and authority only: the path is kept byte for byte, never normalised (no dot segments
+ * removed, nothing percent-encoded), so that it routes exactly as the same origin-form path would.
+ */
 export function splitUrl(url: string): { pathname: string; query: string } {
   let target = url;
-  if (!target.startsWith('/')) {
-    try {
-      const parsed = new URL(target);
-      target = parsed.pathname + parsed.search;
-    } catch {
-      return { pathname: target, query: '' };
-    }
+  const authority = ABSOLUTE_FORM.exec(url);
+  if (authority) {
+    target = url.slice(authority[0].length);
+    if (!target.startsWith('/')) target = '/' + target;
   }
   const q = target.indexOf('?');
   return q === -1 ? { pathname: target, query: '' } : { pathname: target.slice(0, q), query: target.slice(q + 1) };
 }
 
-/** Whether `pathname` lies under the table's prefix: the prefix itself or anything below it. */
+/**
+ * Whether `pathname` lies under the table's prefix: the prefix itself or anything below it. The
+ * empty prefix takes every path, but not the targets that are no path (`*` of `OPTIONS *`, the
+ * `host:port` of CONNECT): those stay with the rest of the application.
+ */
 export function underPrefix(table: RouteTable, pathname: string): boolean {
   const { prefix } = table;
-  return prefix === '' || pathname === prefix || pathname.startsWith(prefix + '/');
+  return pathname === prefix || pathname.startsWith(prefix + '/');
 }
 
 export function route(table: RouteTable, method: string, pathname: string): Route {
