@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'http';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
+import { sockjsError } from './errors';
 
 /** Severities passed to the `log` option, from least to most serious. */
 export type LogSeverity = 'debug' | 'info' | 'error';
@@ -26,9 +27,12 @@ export const ALL_TRANSPORTS: readonly TransportName[] = [
 
 /** Options of `createServer`, `installHandlers` and `attach`; the names are the sockjs package's. */
 export interface ServerOptions {
-  /** Path under which the server answers, e.g. `/echo`. Default `''` (every path). */
+  /** Path under which the server answers, e.g. `/echo`: `''` or a path starting with `/`. Default `''` (every path). */
   prefix?: string;
-  /** URL of sockjs-client loaded by the iframe page. Default: the jsDelivr build of sockjs-client 1.x. */
+  /**
+   * URL of sockjs-client loaded by the iframe page; it must start with `/` or `http`.
+   * Default: the jsDelivr build of sockjs-client 1.x.
+   */
   sockjs_url?: string;
   /** Bytes a streaming response carries before it is ended and the client reconnects. Default 131072. */
   response_limit?: number;
@@ -42,12 +46,23 @@ export interface ServerOptions {
   heartbeat_delay?: number;
   /** Milliseconds a session waits for its client to come back before it is closed. Default 5000. */
   disconnect_delay?: number;
-  /** Leave out every CORS header. Default `false`. */
+  /** Leave out every CORS header, the iframe page and `origins` in `/info`. Default `false`. */
   disable_cors?: boolean;
   /** Transports to offer. Default: all of them. */
   transports?: readonly TransportName[];
   /** The RxJS scheduler of heartbeats and `disconnect_delay`; tests pass a virtual one. Default `asyncScheduler`. */
   scheduler?: SchedulerLike;
+  /**
+   * Also accept the hixie-76 websocket handshake (draft-76, spoken by some old proxies such as
+   * HAProxy setups and by the SockJS protocol test suite) on `/<server>/<session>/websocket`.
+   * Default `false`.
+   */
+  hixie76?: boolean;
+  /**
+   * Accepted so that options written for the sockjs package keep working, and ignored: the
+   * websocket implementation here is `ws`, not faye-websocket. Default: absent.
+   */
+  faye_server_options?: object;
 }
 
 /** Options with every default applied. */
@@ -63,6 +78,7 @@ export interface ResolvedOptions {
   readonly disable_cors: boolean;
   readonly transports: ReadonlySet<TransportName>;
   readonly scheduler: SchedulerLike;
+  readonly hixie76: boolean;
 }
 
 export const DEFAULT_SOCKJS_URL = 'https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js';
@@ -83,11 +99,91 @@ export const DEFAULTS = {
   disable_cors: false,
   transports: ALL_TRANSPORTS,
   scheduler: asyncScheduler,
+  hixie76: false,
 } as const;
 
-/** Applies defaults; `overrides` (from `installHandlers`) win over `base` (from `createServer`). */
-export function resolveOptions(base: ServerOptions = {}, overrides: ServerOptions = {}): ResolvedOptions {
-  const o = { ...DEFAULTS, ...base, ...overrides };
+/**
+ * The longest delay a Node timer can wait (2^31 - 1 ms, about 24.8 days). Node runs a longer
+ * one after 1 ms instead, which would turn a heartbeat into a busy loop.
+ */
+const MAX_DELAY = 0x7fff_ffff;
+
+type Check = (value: unknown) => boolean;
+
+const isBoolean: Check = (value) => typeof value === 'boolean';
+const isFunction: Check = (value) => typeof value === 'function';
+const isObject = (value: unknown): value is object => typeof value === 'object' && value !== null;
+const isDelay: Check = (value) => typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= MAX_DELAY;
+const isTransportName = (value: unknown): value is TransportName =>
+  typeof value === 'string' && (ALL_TRANSPORTS as readonly string[]).includes(value);
+// The iframe page puts the URL in a `src="..."` attribute; quotes and angle brackets would end it.
+const isScriptUrl: Check = (value) =>
+  typeof value === 'string' && (value.startsWith('/') || value.startsWith('http')) && !/["<>]/.test(value);
+const isScheduler: Check = (value) => {
+  if (!isObject(value)) return false;
+  const { now, schedule } = value as { now?: unknown; schedule?: unknown };
+  return typeof now === 'function' && typeof schedule === 'function';
+};
+
+/** Every option this package knows: what its value must be, in words for the error, and the test. */
+const RULES: Readonly<Record<keyof ServerOptions, readonly [expected: string, check: Check]>> = {
+  prefix: ["a string that is '' or starts with '/'", (v) => typeof v === 'string' && (v === '' || v.startsWith('/'))],
+  sockjs_url: ["a string that starts with '/' or 'http' and holds no '\"', '<' or '>'", isScriptUrl],
+  response_limit: ['a positive integer', (v) => typeof v === 'number' && Number.isInteger(v) && v > 0],
+  websocket: ['a boolean', isBoolean],
+  jsessionid: ['a boolean or a function', (v) => isBoolean(v) || isFunction(v)],
+  log: ['a function', isFunction],
+  heartbeat_delay: [`a positive finite number of milliseconds, at most ${MAX_DELAY}`, isDelay],
+  disconnect_delay: [`a positive finite number of milliseconds, at most ${MAX_DELAY}`, isDelay],
+  disable_cors: ['a boolean', isBoolean],
+  transports: [
+    `an array of transport names (${ALL_TRANSPORTS.join(', ')})`,
+    (v) => Array.isArray(v) && v.every(isTransportName),
+  ],
+  scheduler: ['an RxJS scheduler: an object with `now` and `schedule` functions', isScheduler],
+  hixie76: ['a boolean', isBoolean],
+  faye_server_options: ['an object', isObject],
+};
+
+function isKnown(name: string): name is keyof ServerOptions {
+  return Object.hasOwn(RULES, name);
+}
+
+/**
+ * The options that were given: a copy without the `undefined` entries, which count as absent.
+ * Throws `SOCKJS_ERR_UNKNOWN_OPTION` for a name this package does not know and
+ * `SOCKJS_ERR_INVALID_OPTION` for a value of the wrong kind.
+ */
+export function validateOptions(options: unknown): ServerOptions {
+  // `null` is tolerated as "no options", as the sockjs package does.
+  if (options === undefined || options === null) return {};
+  if (!isObject(options) || Array.isArray(options)) throw sockjsError('SOCKJS_ERR_INVALID_OPTION', 'options', 'an object');
+  const given: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    if (!isKnown(name)) throw sockjsError('SOCKJS_ERR_UNKNOWN_OPTION', name);
+    const [expected, check] = RULES[name];
+    if (!check(value)) throw sockjsError('SOCKJS_ERR_INVALID_OPTION', name, expected);
+    given[name] = value;
+  }
+  return given as ServerOptions;
+}
+
+/**
+ * Lines worth logging at `info` about options that were accepted but do nothing here. The server
+ * logs them once per `createServer` and once per `installHandlers` that passes them.
+ */
+export function optionNotices(options: ServerOptions | undefined): string[] {
+  if (options?.faye_server_options === undefined) return [];
+  return ['The option "faye_server_options" has no effect: the websocket implementation of sockjs-rx is ws'];
+}
+
+/**
+ * Validates both sets and applies defaults; `overrides` (from `installHandlers`) win over `base`
+ * (from `createServer`).
+ */
+export function resolveOptions(base?: ServerOptions, overrides?: ServerOptions): ResolvedOptions {
+  const o = { ...DEFAULTS, ...validateOptions(base), ...validateOptions(overrides) };
   const transports = new Set<TransportName>(o.transports);
   if (o.websocket === false) {
     transports.delete('websocket');
@@ -106,5 +202,6 @@ export function resolveOptions(base: ServerOptions = {}, overrides: ServerOption
     disable_cors: o.disable_cors,
     transports,
     scheduler: o.scheduler,
+    hixie76: o.hixie76,
   };
 }

@@ -8,7 +8,7 @@ import type { Duplex } from 'stream';
 import { type Observable, Subject } from 'rxjs';
 import type { Connection } from './connection';
 import { Endpoint } from './endpoint';
-import { resolveOptions, type ServerOptions } from './options';
+import { optionNotices, resolveOptions, type ServerOptions, validateOptions } from './options';
 
 type Listener = (...args: any[]) => void;
 
@@ -49,8 +49,10 @@ export class Server extends EventEmitter {
 
   constructor(options: ServerOptions = {}) {
     super();
-    this.options = { ...options };
-    resolveOptions(this.options);
+    // Bad options are refused here, where the caller made them, rather than at the first request.
+    this.options = validateOptions(options);
+    const resolved = resolveOptions(this.options);
+    for (const notice of optionNotices(this.options)) resolved.log('info', notice);
     this.connections$ = this.#connections.asObservable();
   }
 
@@ -81,6 +83,7 @@ export class Server extends EventEmitter {
 
   #install(http: HttpServer, overrides?: ServerOptions): void {
     const options = resolveOptions(this.options, overrides);
+    for (const notice of optionNotices(overrides)) options.log('info', notice);
     const endpoint = new Endpoint(options, options.scheduler, {
       connection: (connection) => {
         this.emit('connection', connection);
