@@ -2,6 +2,7 @@
  * The contract every HTTP transport fulfils, so that adding a transport is one small file of data:
  * how its responses look and how frames are wrapped on it.
  */
+import type { Headers } from '../http/headers';
 import type { StaticResponse } from '../http/pages';
 import type { SessionEndpoint } from '../router';
 
@@ -18,7 +19,9 @@ export interface ReceivingTransport {
   /** The name sockjs-client and `Connection.protocol` use, e.g. `xhr-streaming`. */
   readonly protocol: string;
   readonly contentType: string;
-  /** `xhr`: the XHR CORS rules; `none`: no CORS headers. */
+  /** Further headers of a response that was accepted, e.g. `X-Content-Type-Options`. */
+  readonly headers?: Headers;
+  /** `xhr`: the XHR CORS rules; `eventsource`: its own (PROTOCOL.md 5.4); `none`: no CORS headers. */
   readonly cors: 'xhr' | 'eventsource' | 'none';
   readonly streaming: boolean;
   /** Checks the request's query string (e.g. a callback name) and returns the framer or an error. */
