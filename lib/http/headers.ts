@@ -36,6 +36,23 @@ export function corsHeaders(request: IncomingHttpHeaders): Headers {
   return headers;
 }
 
+/**
+ * CORS for `eventsource`, as the reference server answers: a named Origin is echoed with
+ * credentials allowed (an EventSource opened `withCredentials` is refused a `*`); an absent or
+ * `null` Origin gets `*` and no credentials, unlike the XHR rules, which echo `null`.
+ */
+export function eventsourceCorsHeaders(request: IncomingHttpHeaders): Headers {
+  const origin = request.origin;
+  const headers: Headers =
+    origin && origin !== 'null'
+      ? { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true' }
+      : { 'Access-Control-Allow-Origin': '*' };
+  headers.Vary = 'Origin';
+  const asked = request['access-control-request-headers'];
+  if (asked) headers['Access-Control-Allow-Headers'] = asked;
+  return headers;
+}
+
 /** A preflight's own headers, on top of CORS and the year-long cache set. */
 export function preflightHeaders(methods: string): Headers {
   return {
