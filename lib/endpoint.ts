@@ -11,7 +11,15 @@ import type { IncomingMessage, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
 import { concat, EMPTY, filter, fromEvent, map, mergeMap, Observable, of, type SchedulerLike, Subject, type Subscription, take } from 'rxjs';
 import { Connection, type ConnectionControl } from './connection';
-import { cacheForAYear, corsHeaders, type Headers, jsessionidHeaders, NO_CACHE, preflightHeaders } from './http/headers';
+import {
+  cacheForAYear,
+  corsHeaders,
+  eventsourceCorsHeaders,
+  type Headers,
+  jsessionidHeaders,
+  NO_CACHE,
+  preflightHeaders,
+} from './http/headers';
 import {
   greeting,
   iframe,
@@ -42,15 +50,22 @@ import {
   websocketEvents,
   type WebsocketKind,
 } from './transports/websocket';
+import { eventsource } from './transports/eventsource';
+import { htmlfile } from './transports/htmlfile';
+import { jsonpPolling, jsonpSend } from './transports/jsonp';
 import { xhrPolling, xhrSend, xhrStreaming } from './transports/xhr';
 
 const RECEIVING: Partial<Record<SessionEndpoint, ReceivingTransport>> = {
   xhr: xhrPolling,
   xhr_streaming: xhrStreaming,
+  eventsource,
+  htmlfile,
+  jsonp: jsonpPolling,
 };
 
 const SENDING: Partial<Record<SessionEndpoint, SendingTransport>> = {
   xhr_send: xhrSend,
+  jsonp_send: jsonpSend,
 };
 
 /** An HTTP event under the endpoint's prefix, with its route. */
@@ -197,6 +212,8 @@ export class Endpoint {
     const framer = transport.framer(new URLSearchParams(splitUrl(req.url ?? '/').query));
     if (!isFramer(framer)) return this.#answer(req, res, framer);
     if (transport.cors === 'xhr') setHeaders(res, this.#cors(req));
+    else if (transport.cors === 'eventsource' && !this.options.disable_cors) setHeaders(res, eventsourceCorsHeaders(req.headers));
+    if (transport.headers) setHeaders(res, transport.headers);
     res.setHeader('Content-Type', transport.contentType);
     res.writeHead(200);
     if (framer.prelude) res.write(framer.prelude);
