@@ -10,7 +10,7 @@ import type { Connection } from './connection';
 import { Endpoint } from './endpoint';
 import { optionNotices, resolveOptions, type ServerOptions, validateOptions } from './options';
 
-type Listener = (...args: any[]) => void;
+type Listener = (this: unknown, ...args: unknown[]) => void;
 
 /** One endpoint installed on one HTTP server, and the listeners it stands in front of. */
 interface Installation {
@@ -23,11 +23,11 @@ interface Installation {
 }
 
 /** Takes over `event` on `emitter`; the listeners that were there get what is not ours. */
-function overshadow(emitter: EventEmitter, event: string, handle: (...args: any[]) => boolean) {
+function overshadow(emitter: EventEmitter, event: string, handle: (args: unknown[]) => boolean) {
   const previous = emitter.listeners(event) as Listener[];
   emitter.removeAllListeners(event);
   const listener: Listener = function (this: unknown, ...args: unknown[]) {
-    if (handle(...args)) return;
+    if (handle(args)) return;
     for (const l of previous) l.apply(this, args);
   };
   emitter.on(event, listener);
@@ -91,8 +91,12 @@ export class Server extends EventEmitter {
       },
     });
     options.log('debug', `sockjs-rx bound to ${JSON.stringify(options.prefix)}`);
-    const request = overshadow(http, 'request', (req: IncomingMessage, res: ServerResponse) => endpoint.handleRequest(req, res));
-    const upgrade = overshadow(http, 'upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => endpoint.handleUpgrade(req, socket, head));
+    const request = overshadow(http, 'request', ([req, res]) =>
+      endpoint.handleRequest(req as IncomingMessage, res as ServerResponse),
+    );
+    const upgrade = overshadow(http, 'upgrade', ([req, socket, head]) =>
+      endpoint.handleUpgrade(req as IncomingMessage, socket as Duplex, head as Buffer),
+    );
     this.#installations.push({
       http,
       endpoint,
@@ -113,9 +117,9 @@ export class Server extends EventEmitter {
 
 export interface Server {
   on(event: 'connection', listener: (connection: Connection) => void): this;
-  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  on(event: string | symbol, listener: (...args: unknown[]) => void): this;
   once(event: 'connection', listener: (connection: Connection) => void): this;
-  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: string | symbol, listener: (...args: unknown[]) => void): this;
 }
 
 /** Creates a SockJS server; serve it with `attach(httpServer)` or `installHandlers(httpServer)`. */
