@@ -108,6 +108,7 @@ export class Endpoint {
     this.#subscription = sessionTable<Live>(events$, {
       scheduler,
       config: { heartbeatDelay: options.heartbeat_delay, disconnectDelay: options.disconnect_delay },
+      log: (severity, message) => this.#log(severity, message),
     }).subscribe((performed) => this.#perform(performed, hooks));
   }
 
@@ -142,7 +143,18 @@ export class Endpoint {
   }
 
   #dispatch(event: HttpEvent): Observable<SessionEvent> {
-    return event.type === 'request' ? this.#request(event.req, event.res, event.route) : this.#upgrade(event);
+    try {
+      return event.type === 'request' ? this.#request(event.req, event.res, event.route) : this.#upgrade(event);
+    } catch (error) {
+      // A fault in one request (a throwing jsessionid function, say) is answered with 500 and
+      // logged; it must not stop the pipeline that serves every other request.
+      this.#log('error', `${event.req.method} ${event.req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      const response = errorText(500, 'Internal Server Error');
+      if (event.type === 'upgrade') respondOnSocket(event.req, event.socket, response);
+      else if (event.res.headersSent) event.res.destroy();
+      else respond(event.res, response);
+      return EMPTY;
+    }
   }
 
   #request(req: IncomingMessage, res: ServerResponse, target: Route): Observable<SessionEvent> {

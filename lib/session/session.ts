@@ -25,6 +25,7 @@ import {
   timer,
 } from 'rxjs';
 import {
+  type CloseReason,
   type Effect,
   INITIAL,
   type SessionConfig,
@@ -51,6 +52,7 @@ export interface Performed<C> {
 export interface SessionEnv {
   readonly scheduler: SchedulerLike;
   readonly config: SessionConfig;
+  readonly log: (severity: string, message: string) => void;
   /** Feeds an event back into the session table (timers, the application, the end marker). */
   readonly post: (event: SessionEvent) => void;
 }
@@ -73,6 +75,26 @@ function timerAt(
   );
 }
 
+const INTERNAL_ERROR: CloseReason = { code: 1011, reason: 'Internal error' };
+
+/**
+ * The reducer, guarded: should it ever throw, the fault is logged and only this session ends,
+ * closed with 1011, while every other session goes on.
+ */
+function safeStep(state: SessionState, event: SessionEvent, env: SessionEnv): Step {
+  try {
+    return step(state, event, env.scheduler.now(), env.config);
+  } catch (error) {
+    env.log('error', `session ${String(event.key)}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    if (state.phase === 'ended') return { state, effects: [] };
+    const effects: Effect[] = [];
+    if (state.attached) effects.push({ type: 'finish', receiver: state.attached.receiver, why: INTERNAL_ERROR });
+    if (state.phase === 'open') effects.push({ type: 'closed', why: INTERNAL_ERROR });
+    effects.push({ type: 'end' });
+    return { state: { ...INITIAL, phase: 'ended' }, effects };
+  }
+}
+
 /** One session: the reducer over its events, and its heartbeat and disconnect timers. */
 export function runSession<C>(
   events$: GroupedObservable<SessionKey, SessionEvent>,
@@ -82,10 +104,7 @@ export function runSession<C>(
     const key = events$.key;
     const session: SessionContext<C> = { key, post: env.post, connection: null };
     const steps$ = events$.pipe(
-      scan((previous: Step, event) => step(previous.state, event, env.scheduler.now(), env.config), {
-        state: INITIAL,
-        effects: [],
-      }),
+      scan((previous: Step, event) => safeStep(previous.state, event, env), { state: INITIAL, effects: [] }),
       share(),
     );
     const state$ = steps$.pipe(map((s) => s.state));

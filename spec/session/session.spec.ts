@@ -67,7 +67,7 @@ beforeEach(() => {
 });
 
 function table(events$: Observable<SessionEvent>): Observable<string> {
-  return sessionTable<unknown>(events$, { scheduler: testScheduler, config }).pipe(map(describe_));
+  return sessionTable<unknown>(events$, { scheduler: testScheduler, config, log: () => undefined }).pipe(map(describe_));
 }
 
 describe('heartbeats', () => {
@@ -261,5 +261,31 @@ describe('client abort', () => {
         i: 'closed 1002 Connection interrupted',
       });
     });
+  });
+});
+
+describe('faults', () => {
+  it('ends only the session whose step throws, closed with 1011, and logs the fault', () => {
+    const logged: string[] = [];
+    testScheduler.run(({ hot, expectObservable }) => {
+      const broken: Receiver = {
+        ...receiver('stream'),
+        wrap: () => {
+          throw new Error('wrap failed');
+        },
+      };
+      const events = hot<SessionEvent>('a 9ms b 9ms c', {
+        a: attach(receiver('stream'), 'good'),
+        b: attach(broken, 'bad'),
+        c: send('x', 'good'),
+      });
+      const result$ = sessionTable<unknown>(events, {
+        scheduler: testScheduler,
+        config,
+        log: (severity, message) => logged.push(`${severity} ${message.split('\n')[0]}`),
+      }).pipe(map(describe_));
+      expectObservable(result$, '^ 1s !').toBe('(oO) 6ms e 9ms x', V);
+    });
+    expect(logged).toEqual(['error session bad: Error: wrap failed']);
   });
 });
