@@ -5,4 +5,5 @@ module.exports = {
   testMatch: ['**/*.spec.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
   testTimeout: 15000,
+  reporters: ['default', '<rootDir>/spec/support/summary-reporter.js'],
 };
