@@ -122,6 +122,16 @@ export class Connection extends Duplex {
     return this.#readyState;
   }
 
+  /**
+   * Sends one message. Like the sockjs package, any value is sent as its text (`String(value)`);
+   * a Buffer is read as UTF-8. Returns `false` when the caller should wait for `drain`.
+   */
+  override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    const data = typeof chunk === 'string' || chunk instanceof Uint8Array ? chunk : String(chunk);
+    if (typeof encoding === 'function') return super.write(data, encoding);
+    return encoding === undefined ? super.write(data, callback) : super.write(data, encoding, callback);
+  }
+
   /** Sends one message; `false` asks the caller to wait for `drain`, as `write` does. */
   send(message: string): boolean {
     return this.write(message);

@@ -306,6 +306,15 @@ describe('the Connection as a Duplex', () => {
     expect((await client.closed).code).toBe(1000);
   });
 
+  it('writes any value as its text, as the sockjs package does', async () => {
+    const { client, connection } = await openWebsocket();
+    connection.write(42);
+    expect(await client.next()).toBe('a["42"]');
+    connection.write(null);
+    expect(await client.next()).toBe('a["null"]');
+    client.ws.close();
+  });
+
   it('send() delivers a message like write()', async () => {
     const { client, connection } = await openWebsocket();
     expect(connection.send('hello')).toBe(true);
