@@ -38,8 +38,8 @@ import type { ResolvedOptions } from './options';
 import { parsePayload } from './payload';
 import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
 import type { Receiver } from './session/receiver';
-import { INTERRUPTED, type SessionEvent } from './session/reducer';
-import { type Performed, sessionTable } from './session/session';
+import { INTERRUPTED, type SessionEvent, SHUTTING_DOWN } from './session/reducer';
+import { type Performed, type SessionContext, sessionTable } from './session/session';
 import { isFramer, mediaType, type ReceivingTransport, type SendingTransport } from './transports/transport';
 import {
   createWebsocketServer,
@@ -98,6 +98,8 @@ export class Endpoint {
   readonly #subscription: Subscription;
   #receivers = 0;
   #websockets = 0;
+  /** Sessions with a connection, so that closing the endpoint can close each of them. */
+  readonly #open = new Set<SessionContext<Live>>();
 
   constructor(options: ResolvedOptions, scheduler: SchedulerLike, hooks: EndpointHooks) {
     this.options = options;
@@ -130,6 +132,9 @@ export class Endpoint {
 
   /** Stops the pipeline: every open stream and websocket is dropped. */
   close(): void {
+    // Each session is closed as if by its application: pending polls and open streams get the
+    // close frame, websockets a close frame, and every connection its close event.
+    for (const session of [...this.#open]) session.post({ type: 'close', key: session.key, why: SHUTTING_DOWN });
     this.#http$.complete();
     this.#subscription.unsubscribe();
   }
@@ -314,6 +319,7 @@ export class Endpoint {
           post: session.post,
         });
         session.connection = live;
+        this.#open.add(session);
         this.#log('debug', `session ${String(session.key)} opened over ${effect.receiver.protocol}`);
         hooks.connection(live.connection);
         break;
@@ -335,6 +341,7 @@ export class Endpoint {
         // Every path to the end has told the connection already; this only guards against a gap.
         session.connection?.control.closed(INTERRUPTED);
         session.connection = null;
+        this.#open.delete(session);
         break;
     }
   }

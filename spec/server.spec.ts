@@ -109,6 +109,23 @@ describe('connections', () => {
     expect(await all).toEqual([]);
   });
 
+  it('close() closes every session with 1001, answering pending polls and open streams', async () => {
+    const client = await connectWs(server.url.replace('http', 'ws') + `/echo/0/${randomUUID()}/websocket`);
+    expect(await client.next()).toBe('o');
+    const s = `/echo/0/${randomUUID()}`;
+    await (await post(server.port, `${s}/xhr`)).body();
+    const poll = RawResponse.start(server.port, { method: 'POST', path: `${s}/xhr`, body: '' });
+    await eventually(() => server.requests.filter((r) => r === `POST ${s}/xhr`).length === 2, 2000, 'the poll');
+    const reasons = server.connections.map((c) => new Promise<CloseReason>((resolve) => c.closed$.subscribe(resolve)));
+    server.sockjs.close();
+    expect(await client.next()).toBe('c[1001,"Server shutting down"]');
+    expect(await poll.body()).toBe('c[1001,"Server shutting down"]\n');
+    expect(await Promise.all(reasons)).toEqual([
+      { code: 1001, reason: 'Server shutting down' },
+      { code: 1001, reason: 'Server shutting down' },
+    ]);
+  });
+
   it('describes the request that opened the session, never with its cookie', async () => {
     const id = randomUUID();
     const r = await post(server.port, `/echo/000/${id}/xhr?t=1`, '', {

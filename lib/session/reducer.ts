@@ -30,6 +30,7 @@ export const ANOTHER_CONNECTION: CloseReason = { code: 2010, reason: 'Another co
 export const NORMAL_CLOSURE: CloseReason = { code: 1000, reason: 'Normal closure' };
 export const BROKEN_FRAMING: CloseReason = { code: 3000, reason: 'Broken framing.' };
 export const TIMED_OUT: CloseReason = { code: 1006, reason: 'Session timed out' };
+export const SHUTTING_DOWN: CloseReason = { code: 1001, reason: 'Server shutting down' };
 
 export type SessionEvent =
   /** A receiving request or a websocket arrived for this session. */
