@@ -53,6 +53,7 @@ import {
 import { eventsource } from './transports/eventsource';
 import { htmlfile } from './transports/htmlfile';
 import { jsonpPolling, jsonpSend } from './transports/jsonp';
+import { hixie76Events, isHixie76 } from './transports/hixie76';
 import { xhrPolling, xhrSend, xhrStreaming } from './transports/xhr';
 
 const RECEIVING: Partial<Record<SessionEndpoint, ReceivingTransport>> = {
@@ -291,15 +292,18 @@ export class Endpoint {
     const refusal = refuseUpgrade(req, kind);
     if (refusal) return refuse(refusal);
     const key = ++this.#websockets;
-    return websocketEvents(this.#wss, {
+    const upgrade = {
       req,
       socket,
       head,
       key,
       receiverId: ++this.#receivers,
       kind,
-      log: (severity, message) => this.#log(severity, message),
-    });
+      log: (severity: string, message: string) => this.#log(severity, message),
+    };
+    // Without the option a hixie-76 request goes to `ws`, which answers it 400 and closes.
+    if (kind === SOCKJS_WEBSOCKET && this.options.hixie76 && isHixie76(req)) return hixie76Events(upgrade);
+    return websocketEvents(this.#wss, upgrade);
   }
 
   #perform({ session, effect }: Performed<Live>, hooks: EndpointHooks): void {
