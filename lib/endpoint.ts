@@ -169,6 +169,8 @@ export class Endpoint {
       case 'greeting':
         return this.#answer(req, res, greeting());
       case 'iframe':
+        // The iframe page exists for cross-domain transports only, which disable_cors forbids.
+        if (this.options.disable_cors) return this.#answer(req, res, notFound(false, now));
         return this.#answer(req, res, iframeResponse(this.#iframe, req.headers['if-none-match'], now));
       case 'info':
         setHeaders(res, this.#cors(req));
@@ -178,13 +180,18 @@ export class Endpoint {
           info({
             websocket: this.options.transports.has('websocket'),
             cookie_needed: this.options.jsessionid !== false,
-            origins: ['*:*'],
+            ...(this.options.disable_cors ? {} : { origins: ['*:*'] }),
             entropy: randomInt(0x1_0000_0000),
           }),
         );
       case 'preflight':
         this.#cookie(req, res);
-        setHeaders(res, { ...this.#cors(req), ...cacheForAYear(now), ...preflightHeaders(target.methods) });
+        // With CORS disabled the preflight still answers, but grants nothing: no Access-Control-*.
+        setHeaders(res, {
+          ...this.#cors(req),
+          ...cacheForAYear(now),
+          ...(this.options.disable_cors ? {} : preflightHeaders(target.methods)),
+        });
         return this.#answer(req, res, preflight({}));
       case 'not-found':
         return this.#answer(req, res, notFound(target.cacheable, now));

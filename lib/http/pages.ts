@@ -48,7 +48,8 @@ export const protocolError = (text: string): StaticResponse => ({ status: 500, h
 export interface InfoFields {
   readonly websocket: boolean;
   readonly cookie_needed: boolean;
-  readonly origins: readonly string[];
+  /** Left out when CORS is disabled, as the reference server does. */
+  readonly origins?: readonly string[];
   readonly entropy: number;
 }
 
