@@ -379,6 +379,16 @@ describe('hixie-76 over a real socket', () => {
     await p.until(() => p.closed, 'the socket to close');
   });
 
+  it('sends a close frame and the close pair when the SockJS server closes', async () => {
+    const { port } = await start({ prefix: '/echo', hixie76: true });
+    const p = peer(port);
+    p.socket.write(request(port, `/echo/a/b/websocket`) + KEY3);
+    await p.until(() => p.body().length >= 19, 'the answer and o');
+    sockjs?.close();
+    await p.until(() => p.closed, 'the socket to close');
+    expect(p.body().subarray(19)).toEqual(Buffer.concat([frame('c[1001,"Server shutting down"]'), HIXIE_CLOSE]));
+  });
+
   it('closes the connection on a message that is not JSON', async () => {
     const running = await start({ prefix: '/echo', hixie76: true });
     const p = peer(running.port);
