@@ -4,6 +4,7 @@
  */
 import {
   defer,
+  Observable,
   distinctUntilChanged,
   EMPTY,
   filter,
@@ -13,7 +14,6 @@ import {
   map,
   merge,
   mergeMap,
-  type Observable,
   observeOn,
   queueScheduler,
   type SchedulerLike,
@@ -21,6 +21,7 @@ import {
   share,
   Subject,
   switchMap,
+  takeUntil,
   tap,
   timer,
 } from 'rxjs';
@@ -133,15 +134,26 @@ export function sessionTable<C>(
   external$: Observable<SessionEvent>,
   env: Omit<SessionEnv, 'post'>,
 ): Observable<Performed<C>> {
-  return defer(() => {
+  return new Observable<Performed<C>>((subscriber) => {
     const feedback$ = new Subject<SessionEvent>();
+    const stop$ = new Subject<void>();
     const post = (event: SessionEvent) => feedback$.next(event);
-    return merge(external$, feedback$).pipe(
-      observeOn(queueScheduler),
-      groupBy((event) => event.key, {
-        duration: (group$) => group$.pipe(filter((event) => event.type === 'end')),
-      }),
-      mergeMap((group$) => runSession<C>(group$, { ...env, post })),
-    );
+    const subscription = merge(external$, feedback$)
+      .pipe(
+        // groupBy keeps its source while any group lives, and each group's duration subscribes
+        // to the group itself, so unsubscribing downstream alone would never reach the source
+        // (websockets mid-handshake, requests mid-body). Stopping the source first ends it all.
+        takeUntil(stop$),
+        observeOn(queueScheduler),
+        groupBy((event) => event.key, {
+          duration: (group$) => group$.pipe(filter((event) => event.type === 'end')),
+        }),
+        mergeMap((group$) => runSession<C>(group$, { ...env, post })),
+      )
+      .subscribe(subscriber);
+    return () => {
+      stop$.next();
+      subscription.unsubscribe();
+    };
   });
 }

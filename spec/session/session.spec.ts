@@ -289,3 +289,13 @@ describe('faults', () => {
     expect(logged).toEqual(['error session bad: Error: wrap failed']);
   });
 });
+
+describe('teardown', () => {
+  it('unsubscribes from its source when unsubscribed, even with sessions alive', () => {
+    testScheduler.run(({ hot, expectObservable, expectSubscriptions }) => {
+      const events = hot<SessionEvent>('a 9ms b', { a: attach(receiver('stream')), b: attach(receiver('stream'), 'other') });
+      expectObservable(table(events), '^ 4ms !').toBe('(oO)', V);
+      expectSubscriptions(events.subscriptions).toBe('^ 4ms !');
+    });
+  });
+});
