@@ -249,9 +249,11 @@ export class Endpoint {
       wrap: framer.wrap,
       limit: transport.streaming ? this.options.response_limit : 1,
       delayDisconnect: true,
+      pings: false,
       sink: {
-        write: (chunk) => {
-          if (!res.writableEnded) res.write(chunk);
+        write: (chunk, flushed) => {
+          if (res.writableEnded || res.destroyed) flushed?.();
+          else res.write(chunk, flushed && (() => flushed()));
         },
         end: () => {
           if (!res.writableEnded) res.end();
@@ -315,11 +317,16 @@ export class Endpoint {
 
   #perform({ session, effect }: Performed<Live>, hooks: EndpointHooks): void {
     switch (effect.type) {
-      case 'write':
-        effect.receiver.sink.write(effect.chunk);
+      case 'write': {
+        const { acks } = effect;
+        effect.receiver.sink.write(effect.chunk, acks.length === 0 ? undefined : () => acks.forEach((ack) => ack()));
         break;
+      }
       case 'finish':
-        effect.receiver.sink.end(effect.why);
+        effect.receiver.sink.end(effect.why, effect.abort);
+        break;
+      case 'ping':
+        effect.receiver.sink.ping?.();
         break;
       case 'open': {
         const live = Connection.open({

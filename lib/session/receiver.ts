@@ -8,9 +8,12 @@ import type { CloseReason } from './reducer';
 export type Framing = 'sockjs' | 'raw';
 
 export interface Sink {
-  write(chunk: string): void;
-  /** Ends the response, or closes the websocket with `why`. */
-  end(why: CloseReason): void;
+  /** Writes a chunk; `flushed` is called once it has left for the client (or cannot anymore). */
+  write(chunk: string, flushed?: () => void): void;
+  /** Ends the response, or closes the websocket with `why`; `abort` drops it without ceremony. */
+  end(why: CloseReason, abort?: boolean): void;
+  /** Sends a websocket ping, where the transport has them. */
+  ping?(): void;
 }
 
 export interface Receiver {
@@ -28,5 +31,7 @@ export interface Receiver {
    * (websocket).
    */
   readonly delayDisconnect: boolean;
+  /** Whether heartbeats also ping the peer and a missing pong closes the session (RFC 6455 websockets). */
+  readonly pings: boolean;
   readonly sink: Sink;
 }

@@ -31,6 +31,7 @@ export const NORMAL_CLOSURE: CloseReason = { code: 1000, reason: 'Normal closure
 export const BROKEN_FRAMING: CloseReason = { code: 3000, reason: 'Broken framing.' };
 export const TIMED_OUT: CloseReason = { code: 1006, reason: 'Session timed out' };
 export const SHUTTING_DOWN: CloseReason = { code: 1001, reason: 'Server shutting down' };
+export const NO_HEARTBEAT: CloseReason = { code: 3000, reason: 'No response from heartbeat' };
 
 export type SessionEvent =
   /** A receiving request or a websocket arrived for this session. */
@@ -46,13 +47,18 @@ export type SessionEvent =
   /** The application closes the session. */
   | { readonly type: 'close'; readonly key: SessionKey; readonly why: CloseReason }
   | { readonly type: 'heartbeat'; readonly key: SessionKey }
+  /** The websocket peer answered a ping. */
+  | { readonly type: 'pong'; readonly key: SessionKey }
   | { readonly type: 'expire'; readonly key: SessionKey }
   /** Marks the end of the session's stream; the session table drops the key on it. */
   | { readonly type: 'end'; readonly key: SessionKey };
 
 export type Effect =
-  | { readonly type: 'write'; readonly receiver: Receiver; readonly chunk: string }
-  | { readonly type: 'finish'; readonly receiver: Receiver; readonly why: CloseReason }
+  /** Writes a chunk; `acks` are released once the receiver has flushed it. */
+  | { readonly type: 'write'; readonly receiver: Receiver; readonly chunk: string; readonly acks: readonly Ack[] }
+  /** Ends a receiver; `abort` drops the socket without a closing handshake (a dead peer). */
+  | { readonly type: 'finish'; readonly receiver: Receiver; readonly why: CloseReason; readonly abort?: boolean }
+  | { readonly type: 'ping'; readonly receiver: Receiver }
   | { readonly type: 'open'; readonly receiver: Receiver; readonly request: unknown }
   | { readonly type: 'deliver'; readonly messages: readonly string[] }
   | { readonly type: 'reply'; readonly reply: Reply; readonly accepted: boolean }
@@ -71,6 +77,12 @@ export interface SessionState {
   readonly attached: Attached | null;
   /** Messages waiting for a receiver, in order. */
   readonly queue: readonly string[];
+  /** UTF-8 bytes in `queue`. */
+  readonly queuedBytes: number;
+  /** Acknowledgements held back while the queue is over its high-water mark. */
+  readonly heldAcks: readonly Ack[];
+  /** A ping went to the websocket peer and no pong (nor any message) has come back since. */
+  readonly awaitingPong: boolean;
   readonly closing: CloseReason | null;
   /** Scheduler time of the last frame written, for heartbeats. */
   readonly lastWriteAt: number;
@@ -83,7 +95,14 @@ export interface SessionState {
 export interface SessionConfig {
   readonly heartbeatDelay: number;
   readonly disconnectDelay: number;
+  /**
+   * Bytes the session queues for an absent receiver before it holds back acknowledgements, so
+   * that a writer honouring backpressure (`pipe`) waits for the client. Default 16 KiB.
+   */
+  readonly queueHighWater?: number;
 }
+
+const QUEUE_HIGH_WATER = 16 * 1024;
 
 export interface Step {
   readonly state: SessionState;
@@ -94,6 +113,9 @@ export const INITIAL: SessionState = {
   phase: 'new',
   attached: null,
   queue: [],
+  queuedBytes: 0,
+  heldAcks: [],
+  awaitingPong: false,
   closing: null,
   lastWriteAt: 0,
   heartbeatAt: null,
@@ -136,18 +158,26 @@ class Builder {
    * finished and detached (a poll after one frame, a stream after `response_limit` bytes).
    * Returns the frames that were not written.
    */
-  write(frames: readonly string[]): readonly string[] {
+  write(frames: readonly string[], acks: readonly Ack[] = []): readonly string[] {
     for (let i = 0; i < frames.length; i++) {
       const attached = this.state.attached;
-      if (!attached) return frames.slice(i);
+      if (!attached) {
+        this.ack(acks);
+        return frames.slice(i);
+      }
       const { receiver } = attached;
       const chunk = receiver.wrap(frames[i]!);
-      this.effects.push({ type: 'write', receiver, chunk });
+      // The acknowledgements ride on the last chunk: the messages are taken once it is flushed.
+      this.effects.push({ type: 'write', receiver, chunk, acks: i === frames.length - 1 ? acks : [] });
       const written = receiver.limit === Infinity ? 0 : attached.written + Buffer.byteLength(chunk);
       this.set({ attached: { receiver, written }, lastWriteAt: this.now });
       if (written >= receiver.limit) this.release(NORMAL_CLOSURE);
     }
     return [];
+  }
+
+  ack(acks: readonly Ack[]): void {
+    for (const ack of acks) this.effects.push({ type: 'ack', ack });
   }
 
   /** Ends the attached receiver; an HTTP session then waits `disconnect_delay` for the next one. */
@@ -164,19 +194,31 @@ class Builder {
   end(why: CloseReason | null): void {
     if (this.state.phase === 'ended') return;
     if (why && this.state.phase === 'open') this.effects.push({ type: 'closed', why });
-    this.set({ phase: 'ended', attached: null, heartbeatAt: null, expireAt: null, queue: [] });
+    this.dropQueue();
+    this.set({ phase: 'ended', attached: null, heartbeatAt: null, expireAt: null });
     this.effects.push({ type: 'end' });
   }
 
+  /** Forgets queued messages, releasing any writer still waiting on them. */
+  dropQueue(): void {
+    this.ack(this.state.heldAcks);
+    this.set({ queue: [], queuedBytes: 0, heldAcks: [] });
+  }
+
   attach(receiver: Receiver): void {
-    this.set({ attached: { receiver, written: 0 }, heartbeatAt: this.now + this.config.heartbeatDelay, expireAt: null });
+    this.set({
+      attached: { receiver, written: 0 },
+      heartbeatAt: this.now + this.config.heartbeatDelay,
+      expireAt: null,
+      awaitingPong: false,
+    });
   }
 
   flushQueue(): void {
-    const { attached, queue } = this.state;
+    const { attached, queue, heldAcks } = this.state;
     if (!attached || queue.length === 0) return;
-    this.set({ queue: [] });
-    this.write(messagesFor(attached.receiver.framing, queue));
+    this.set({ queue: [], queuedBytes: 0, heldAcks: [] });
+    this.write(messagesFor(attached.receiver.framing, queue), heldAcks);
   }
 }
 
@@ -187,6 +229,7 @@ function refuse(b: Builder, receiver: Receiver): void {
       type: 'write',
       receiver,
       chunk: receiver.wrap(closeFrame(ANOTHER_CONNECTION.code, ANOTHER_CONNECTION.reason)),
+      acks: [],
     });
   }
   b.effects.push({ type: 'finish', receiver, why: ANOTHER_CONNECTION });
@@ -217,18 +260,34 @@ function onAttach(b: Builder, receiver: Receiver, request: unknown): void {
 }
 
 function onOutgoing(b: Builder, messages: readonly string[], ack: Ack | undefined): void {
-  if (b.state.phase === 'open' && messages.length > 0) {
-    const attached = b.state.attached;
-    if (attached) b.write(messagesFor(attached.receiver.framing, messages));
-    else b.set({ queue: [...b.state.queue, ...messages] });
+  const acks = ack ? [ack] : [];
+  if (b.state.phase !== 'open' || messages.length === 0) {
+    // Nothing to send (or no one to send it to: the session is closing): release the writer.
+    b.ack(acks);
+    return;
   }
-  if (ack) b.effects.push({ type: 'ack', ack });
+  const attached = b.state.attached;
+  if (attached) {
+    b.write(messagesFor(attached.receiver.framing, messages), acks);
+    return;
+  }
+  let bytes = b.state.queuedBytes;
+  for (const message of messages) bytes += Buffer.byteLength(message);
+  b.set({ queue: [...b.state.queue, ...messages], queuedBytes: bytes });
+  // Below the high-water mark the session takes the messages at once; above it the writer waits
+  // until a receiver takes them.
+  if (bytes <= (b.config.queueHighWater ?? QUEUE_HIGH_WATER)) b.ack(acks);
+  else b.set({ heldAcks: [...b.state.heldAcks, ...acks] });
 }
 
 function onClose(b: Builder, why: CloseReason): void {
   if (b.state.phase !== 'open') return;
   b.effects.push({ type: 'closed', why });
   b.set({ phase: 'closing', closing: why });
+  // The connection is closed: writers waiting on the queue are released (what was queued still
+  // goes out ahead of the close frame).
+  b.ack(b.state.heldAcks);
+  b.set({ heldAcks: [] });
   const attached = b.state.attached;
   if (!attached) return;
   b.write(framesFor(attached.receiver.framing, 'close', b.state));
@@ -245,7 +304,21 @@ function onHeartbeat(b: Builder): void {
     b.set({ heartbeatAt: lastWriteAt + b.config.heartbeatDelay });
     return;
   }
-  b.write(framesFor(attached.receiver.framing, 'heartbeat', b.state));
+  const { receiver } = attached;
+  if (receiver.pings) {
+    if (b.state.awaitingPong) {
+      // A whole heartbeat_delay without an answer: the peer is gone, and no close frame would
+      // reach it.
+      b.effects.push({ type: 'closed', why: NO_HEARTBEAT });
+      b.effects.push({ type: 'finish', receiver, why: NO_HEARTBEAT, abort: true });
+      b.set({ phase: 'closing', attached: null });
+      b.end(null);
+      return;
+    }
+    b.effects.push({ type: 'ping', receiver });
+    b.set({ awaitingPong: true });
+  }
+  b.write(framesFor(receiver.framing, 'heartbeat', b.state));
   if (b.state.attached) b.set({ heartbeatAt: b.now + b.config.heartbeatDelay });
 }
 
@@ -275,6 +348,8 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
         b.end(null);
         break;
       }
+      // Anything from the peer shows it is alive.
+      b.set({ awaitingPong: false });
       if (b.state.phase === 'open' && event.messages.length > 0) {
         b.effects.push({ type: 'deliver', messages: event.messages });
       }
@@ -295,6 +370,9 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
       break;
     case 'heartbeat':
       onHeartbeat(b);
+      break;
+    case 'pong':
+      b.set({ awaitingPong: false });
       break;
     case 'expire':
       // The timer is replaced whenever expireAt changes, so one that fires is the current one.

@@ -216,12 +216,15 @@ export function hixie76Events(upgrade: Omit<WebsocketUpgrade, 'kind'>): Observab
       wrap: (frame) => frame,
       limit: Infinity,
       delayDisconnect: false,
+      // The draft has no ping; its heartbeat is the SockJS `h` frame alone.
+      pings: false,
       sink: {
-        write: (chunk) => {
-          if (!closing && socket.writable) socket.write(hixieFrame(chunk));
+        write: (chunk, flushed) => {
+          if (!closing && socket.writable) socket.write(hixieFrame(chunk), flushed && (() => flushed()));
+          else flushed?.();
         },
         // The draft's close carries no code or reason; the SockJS close frame went out before.
-        end: close,
+        end: (_why, abort) => (abort ? socket.destroy() : close()),
       },
     };
 

@@ -47,13 +47,21 @@ function fitReason(reason: string): string {
 
 function websocketSink(ws: WebSocket): Sink {
   return {
-    write: (chunk) => {
-      if (ws.readyState === ws.OPEN) ws.send(chunk);
+    write: (chunk, flushed) => {
+      if (ws.readyState === ws.OPEN) ws.send(chunk, flushed && (() => flushed()));
+      else flushed?.();
     },
-    end: (why: CloseReason) => {
+    end: (why: CloseReason, abort?: boolean) => {
+      if (abort) {
+        ws.terminate();
+        return;
+      }
       if (ws.readyState !== ws.OPEN && ws.readyState !== ws.CONNECTING) return;
       // Codes the wire cannot carry (2010, 1006 ...) close as a normal closure with their reason.
       ws.close(isValidCloseCode(why.code) ? why.code : 1000, fitReason(why.reason));
+    },
+    ping: () => {
+      if (ws.readyState === ws.OPEN) ws.ping();
     },
   };
 }
@@ -95,9 +103,11 @@ export function websocketEvents(wss: WebSocketServer, upgrade: WebsocketUpgrade)
         wrap: (frame) => frame,
         limit: Infinity,
         delayDisconnect: false,
+        pings: true,
         sink: websocketSink(client),
       };
       subscriber.next({ type: 'attach', key, receiver, request: req });
+      client.on('pong', () => subscriber.next({ type: 'pong', key }));
       client.on('message', (data) => {
         const message = text(data);
         if (kind.framing === 'raw') {

@@ -19,6 +19,7 @@ function receiver(kind: 'poll' | 'stream' | 'websocket', limit = 4096): Receiver
     wrap: kind === 'websocket' ? (frame) => frame : (frame) => frame + '\n',
     limit: kind === 'poll' ? 1 : kind === 'stream' ? limit : Infinity,
     delayDisconnect: kind !== 'websocket',
+    pings: false,
     sink: noSink,
   };
 }
@@ -47,6 +48,8 @@ function describe_(p: Performed<unknown>): string {
       return `closed ${e.why.code} ${e.why.reason}`;
     case 'end':
       return 'end';
+    case 'ping':
+      return 'ping';
   }
 }
 
@@ -296,6 +299,70 @@ describe('teardown', () => {
       const events = hot<SessionEvent>('a 9ms b', { a: attach(receiver('stream')), b: attach(receiver('stream'), 'other') });
       expectObservable(table(events), '^ 4ms !').toBe('(oO)', V);
       expectSubscriptions(events.subscriptions).toBe('^ 4ms !');
+    });
+  });
+});
+
+describe('backpressure', () => {
+  it('takes messages at once below the queue high-water mark and holds the writer above it until a poll takes them', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const kilo = 'k'.repeat(1024);
+      const many = Array.from({ length: 16 }, () => kilo);
+      const events = hot<SessionEvent>('a 9ms b 9ms c 9ms d', {
+        a: attach(receiver('poll')),
+        b: { type: 'outgoing', key: 's', messages: many, ack: () => undefined },
+        c: { type: 'outgoing', key: 's', messages: ['over'], ack: () => undefined },
+        d: attach(receiver('poll')),
+      });
+      // 16 KiB are taken (acknowledged) at once; the next write waits for the poll at 30 ms,
+      // whose single write carries its acknowledgement.
+      expectObservable(table(events), '^ 1s !').toBe('(ofO) 5ms k 9ms - 9ms (wf)', {
+        ...V,
+        k: 'ack',
+        w: `write a[${[...many, 'over'].map((m) => JSON.stringify(m)).join(',')}]\n`,
+      });
+    });
+  });
+
+  it('hands the acknowledgements of queued messages to the write that flushes them', () => {
+    const acks: string[] = [];
+    testScheduler.run(({ hot }) => {
+      const big = 'b'.repeat(20 * 1024);
+      const events = hot<SessionEvent>('a 9ms b 9ms c', {
+        a: attach(receiver('poll')),
+        b: { type: 'outgoing', key: 's', messages: [big], ack: () => acks.push('big') },
+        c: attach(receiver('poll')),
+      });
+      sessionTable<unknown>(events, { scheduler: testScheduler, config, log: () => undefined }).subscribe(({ effect }) => {
+        if (effect.type === 'write' && effect.acks.length > 0) {
+          acks.push(`flush at ${testScheduler.now()}`);
+          effect.acks.forEach((ack) => ack());
+        }
+      });
+    });
+    expect(acks).toEqual(['flush at 20', 'big']);
+  });
+});
+
+describe('dead peers', () => {
+  const pinging = (): Receiver => ({ ...receiver('websocket'), pings: true });
+  const W = { ...V, o: 'write o', h: 'write h', p: 'ping', d: 'closed 3000 No response from heartbeat', F: 'finish 3000' };
+
+  it('pings with every heartbeat and closes a websocket whose peer did not answer the last ping', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a', { a: attach(pinging(), 1) });
+      expectObservable(table(events), '^ 60s !').toBe('(oO) 24996ms (ph) 24996ms (dFe)', W);
+    });
+  });
+
+  it('keeps a websocket whose peer answers each ping', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 25s b 24999ms c', {
+        a: attach(pinging(), 1),
+        b: { type: 'pong', key: 1 },
+        c: { type: 'pong', key: 1 },
+      });
+      expectObservable(table(events), '^ 60s !').toBe('(oO) 24996ms (ph) 24996ms (ph)', W);
     });
   });
 });
