@@ -9,7 +9,7 @@ import type { AddressInfo } from 'net';
 import { Duplex } from 'stream';
 import { StringDecoder } from 'string_decoder';
 import { AsyncSubject, type Observable, Subject } from 'rxjs';
-import type { CloseReason, SessionEvent, SessionKey } from './session/reducer';
+import { type CloseReason, SEND_QUEUE_FULL, type SessionEvent, type SessionKey } from './session/reducer';
 
 /** WebSocket-style ready states, as the `sockjs` package numbers them. */
 export type ReadyState = 0 | 1 | 2 | 3;
@@ -51,6 +51,8 @@ export interface ConnectionInit {
   readonly protocol: string;
   readonly request: IncomingMessage;
   readonly post: (event: SessionEvent) => void;
+  /** Bytes that may wait in the connection before it is closed as a slow consumer. */
+  readonly maxQueueSize: number;
 }
 
 /** What the session table does to a connection: hand it messages, tell it the session closed. */
@@ -90,6 +92,7 @@ export class Connection extends Duplex {
   readonly #messages = new Subject<string>();
   readonly #closed = new AsyncSubject<CloseReason>();
   readonly #decoder = new StringDecoder('utf8');
+  readonly #maxQueueSize: number;
   #readyState: ReadyState = OPEN;
 
   /** Creates a connection and the handle the session table drives it with. */
@@ -102,6 +105,7 @@ export class Connection extends Duplex {
     super({ readableObjectMode: true, decodeStrings: false, allowHalfOpen: false });
     this.#key = init.key;
     this.#post = init.post;
+    this.#maxQueueSize = init.maxQueueSize;
     this.prefix = init.prefix;
     this.protocol = init.protocol;
     const { request } = init;
@@ -128,8 +132,13 @@ export class Connection extends Duplex {
    */
   override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
     const data = typeof chunk === 'string' || chunk instanceof Uint8Array ? chunk : String(chunk);
-    if (typeof encoding === 'function') return super.write(data, encoding);
-    return encoding === undefined ? super.write(data, callback) : super.write(data, encoding, callback);
+    let accepted: boolean;
+    if (typeof encoding === 'function') accepted = super.write(data, encoding);
+    else accepted = encoding === undefined ? super.write(data, callback) : super.write(data, encoding, callback);
+    // A writer that ignores backpressure would grow this buffer without bound; past the limit
+    // the client is taken to be too slow for the stream it is sent.
+    if (this.writableLength > this.#maxQueueSize) this.close(SEND_QUEUE_FULL.code, SEND_QUEUE_FULL.reason);
+    return accepted;
   }
 
   /** Sends one message; `false` asks the caller to wait for `drain`, as `write` does. */

@@ -56,6 +56,8 @@ import { jsonpPolling, jsonpSend } from './transports/jsonp';
 import { hixie76Events, isHixie76 } from './transports/hixie76';
 import { xhrPolling, xhrSend, xhrStreaming } from './transports/xhr';
 
+const ORIGIN_REFUSED = errorText(403, 'Origin not allowed.');
+
 const RECEIVING: Partial<Record<SessionEndpoint, ReceivingTransport>> = {
   xhr: xhrPolling,
   xhr_streaming: xhrStreaming,
@@ -95,7 +97,7 @@ export class Endpoint {
   readonly #iframe: IframePage;
   readonly #scheduler: SchedulerLike;
   readonly #http$ = new Subject<HttpEvent>();
-  readonly #wss = createWebsocketServer();
+  readonly #wss: ReturnType<typeof createWebsocketServer>;
   readonly #subscription: Subscription;
   #receivers = 0;
   #websockets = 0;
@@ -107,6 +109,7 @@ export class Endpoint {
     this.#table = routeTable(options);
     this.#iframe = iframe(options.sockjs_url);
     this.#scheduler = scheduler;
+    this.#wss = createWebsocketServer(options.max_message_size);
     const events$ = this.#http$.pipe(mergeMap((event) => this.#dispatch(event)));
     this.#subscription = sessionTable<Live>(events$, {
       scheduler,
@@ -163,8 +166,18 @@ export class Endpoint {
     }
   }
 
+  /** Whether the `origins` option refuses this request's Origin; requests without one pass. */
+  #refusedOrigin(req: IncomingMessage): boolean {
+    const { origins } = this.options;
+    const origin = req.headers.origin;
+    return origins !== null && origin !== undefined && !origins(origin, req);
+  }
+
   #request(req: IncomingMessage, res: ServerResponse, target: Route): Observable<SessionEvent> {
     const now = this.#scheduler.now();
+    if ((target.kind === 'info' || target.kind === 'preflight' || target.kind === 'session') && this.#refusedOrigin(req)) {
+      return this.#answer(req, res, ORIGIN_REFUSED);
+    }
     switch (target.kind) {
       case 'greeting':
         return this.#answer(req, res, greeting());
@@ -271,8 +284,13 @@ export class Endpoint {
 
   #send(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: string): Observable<SessionEvent> {
     if (transport.cors === 'xhr') setHeaders(res, this.#cors(req));
-    return readBody(req).pipe(
+    return readBody(req, this.options.max_message_size).pipe(
       mergeMap((body): Observable<SessionEvent> => {
+        if (body === null) {
+          // The rest of the body is not read: the connection closes after the answer.
+          res.setHeader('Connection', 'close');
+          return this.#answer(req, res, errorText(413, 'Payload too large.'));
+        }
         const payload = parsePayload(transport.payload(mediaType(req.headers['content-type']), body));
         if (!payload.ok) return this.#answer(req, res, protocolError(payload.error));
         const now = () => this.#scheduler.now();
@@ -298,6 +316,7 @@ export class Endpoint {
     else if (target.kind === 'not-found') return refuse(notFound(target.cacheable, this.#scheduler.now()));
     else if (target.kind === 'method-not-allowed') return refuse(methodNotAllowed(target.allow));
     else return refuse(errorText(400, 'Can "Upgrade" only to "WebSocket".'));
+    if (this.#refusedOrigin(req)) return refuse(ORIGIN_REFUSED);
     const refusal = refuseUpgrade(req, kind);
     if (refusal) return refuse(refusal);
     const key = ++this.#websockets;
@@ -335,6 +354,7 @@ export class Endpoint {
           protocol: effect.receiver.protocol,
           request: effect.request as IncomingMessage,
           post: session.post,
+          maxQueueSize: this.options.max_queue_size,
         });
         session.connection = live;
         this.#open.add(session);
@@ -366,10 +386,33 @@ export class Endpoint {
 }
 
 /** The whole body of a request as UTF-8 text; nothing when the client aborts it. */
-function readBody(req: IncomingMessage): Observable<string> {
-  return new Observable<string>((subscriber) => {
+/** A request body: its text, or `null` when it is larger than the limit. */
+type Body = string | null;
+
+/**
+ * The whole body of a request as UTF-8 text; `null` as soon as it passes `limit` bytes (counted
+ * as it streams in, never buffered whole first); nothing when the client aborts it.
+ */
+function readBody(req: IncomingMessage, limit: number): Observable<Body> {
+  return new Observable<Body>((subscriber) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > limit) {
+      subscriber.next(null);
+      subscriber.complete();
+      return undefined;
+    }
     const chunks: Buffer[] = [];
-    const onData = (chunk: Buffer) => chunks.push(chunk);
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      chunks.length = 0;
+      subscriber.next(null);
+      subscriber.complete();
+    };
     const onEnd = () => {
       subscriber.next(Buffer.concat(chunks).toString('utf8'));
       subscriber.complete();

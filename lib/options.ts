@@ -59,6 +59,25 @@ export interface ServerOptions {
    */
   hixie76?: boolean;
   /**
+   * The largest message or request body a client may send, in bytes: a bigger websocket message
+   * closes the websocket with 1009, a bigger `xhr_send` or `jsonp_send` body gets 413 and the
+   * session goes on. Default 1048576 (1 MiB).
+   */
+  max_message_size?: number;
+  /**
+   * The most a connection may have waiting to be sent, in bytes (written but not yet taken by a
+   * slow client). Past it the session is closed with 1013 "Send queue full". Writers that
+   * honour backpressure (`pipe`, waiting for `drain`) never reach it. Default 8388608 (8 MiB).
+   */
+  max_queue_size?: number;
+  /**
+   * Origins allowed to use the server: a list (`https://example.com`, or `*` for any) or a
+   * function `(origin, req) => boolean`. A request or websocket handshake with an `Origin` not
+   * allowed gets 403 with no CORS headers. Requests without an `Origin` header (same-origin
+   * script loads, non-browser clients) are not checked. Default: every origin.
+   */
+  origins?: readonly string[] | ((origin: string, req: IncomingMessage) => boolean);
+  /**
    * Accepted so that options written for the sockjs package keep working, and ignored: the
    * websocket implementation here is `ws`, not faye-websocket. Default: absent.
    */
@@ -79,6 +98,9 @@ export interface ResolvedOptions {
   readonly transports: ReadonlySet<TransportName>;
   readonly scheduler: SchedulerLike;
   readonly hixie76: boolean;
+  readonly max_message_size: number;
+  readonly max_queue_size: number;
+  readonly origins: ((origin: string, req: IncomingMessage) => boolean) | null;
 }
 
 export const DEFAULT_SOCKJS_URL = 'https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js';
@@ -100,6 +122,8 @@ export const DEFAULTS = {
   transports: ALL_TRANSPORTS,
   scheduler: asyncScheduler,
   hixie76: false,
+  max_message_size: 1024 * 1024,
+  max_queue_size: 8 * 1024 * 1024,
 } as const;
 
 /**
@@ -111,6 +135,7 @@ const MAX_DELAY = 0x7fff_ffff;
 type Check = (value: unknown) => boolean;
 
 const isBoolean: Check = (value) => typeof value === 'boolean';
+const isPositiveInteger: Check = (value) => typeof value === 'number' && Number.isInteger(value) && value > 0;
 const isFunction: Check = (value) => typeof value === 'function';
 const isObject = (value: unknown): value is object => typeof value === 'object' && value !== null;
 const isDelay: Check = (value) => typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= MAX_DELAY;
@@ -142,6 +167,12 @@ const RULES: Readonly<Record<keyof ServerOptions, readonly [expected: string, ch
   ],
   scheduler: ['an RxJS scheduler: an object with `now` and `schedule` functions', isScheduler],
   hixie76: ['a boolean', isBoolean],
+  max_message_size: ['a positive integer number of bytes', isPositiveInteger],
+  max_queue_size: ['a positive integer number of bytes', isPositiveInteger],
+  origins: [
+    'an array of origin strings or a function',
+    (v) => isFunction(v) || (Array.isArray(v) && v.every((o) => typeof o === 'string')),
+  ],
   faye_server_options: ['an object', isObject],
 };
 
@@ -203,5 +234,18 @@ export function resolveOptions(base?: ServerOptions, overrides?: ServerOptions):
     transports,
     scheduler: o.scheduler,
     hixie76: o.hixie76,
+    max_message_size: o.max_message_size,
+    max_queue_size: o.max_queue_size,
+    origins: originCheck(o.origins),
   };
+}
+
+/** The `origins` option as one test; null when every origin is allowed. */
+function originCheck(origins: ServerOptions['origins']): ResolvedOptions['origins'] {
+  if (origins === undefined) return null;
+  if (typeof origins === 'function') return origins;
+  if (origins.includes('*')) return null;
+  // Origins compare as the browser serialises them: scheme, host and port, lower-case.
+  const allowed = new Set(origins.map((o) => o.toLowerCase()));
+  return (origin) => allowed.has(origin.toLowerCase());
 }

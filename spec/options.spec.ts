@@ -54,6 +54,11 @@ const VALID: ReadonlyArray<[string, unknown]> = [
   ['scheduler', new TestScheduler(() => undefined)],
   ['hixie76', true],
   ['hixie76', false],
+  ['max_message_size', 1],
+  ['max_queue_size', 65_536],
+  ['origins', ['https://example.com', '*']],
+  ['origins', []],
+  ['origins', () => true],
   ['faye_server_options', {}],
   ['faye_server_options', { ping: 10 }],
 ];
@@ -97,6 +102,11 @@ const INVALID: ReadonlyArray<[string, unknown]> = [
   ['scheduler', { now: 0, schedule: noop }],
   ['scheduler', null],
   ['hixie76', 1],
+  ['max_message_size', 0],
+  ['max_message_size', 1.5],
+  ['max_queue_size', '1mb'],
+  ['origins', 'https://example.com'],
+  ['origins', [1]],
   ['faye_server_options', 'x'],
   ['faye_server_options', null],
 ];
@@ -137,6 +147,8 @@ describe('options', () => {
         transports: ALL_TRANSPORTS,
         scheduler: asyncScheduler,
         hixie76: false,
+        max_message_size: 1_048_576,
+        max_queue_size: 8_388_608,
       });
       expect(DEFAULT_SOCKJS_URL).toBe('https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js');
     });
@@ -255,7 +267,7 @@ describe('options', () => {
   });
 
   describe('unknown names', () => {
-    it.each(['heartbeatDelay', 'prefx', 'origins', 'base_url', 'constructor'])(
+    it.each(['heartbeatDelay', 'prefx', 'allowed_origins', 'base_url', 'constructor'])(
       'refuses the unknown option %s with SOCKJS_ERR_UNKNOWN_OPTION naming it',
       (name) => {
         const error = refusal(() => sockjs(loose({ [name]: 1 })));

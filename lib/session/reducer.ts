@@ -32,6 +32,7 @@ export const BROKEN_FRAMING: CloseReason = { code: 3000, reason: 'Broken framing
 export const TIMED_OUT: CloseReason = { code: 1006, reason: 'Session timed out' };
 export const SHUTTING_DOWN: CloseReason = { code: 1001, reason: 'Server shutting down' };
 export const NO_HEARTBEAT: CloseReason = { code: 3000, reason: 'No response from heartbeat' };
+export const SEND_QUEUE_FULL: CloseReason = { code: 1013, reason: 'Send queue full' };
 
 export type SessionEvent =
   /** A receiving request or a websocket arrived for this session. */

@@ -132,7 +132,10 @@ export function websocketEvents(wss: WebSocketServer, upgrade: WebsocketUpgrade)
   });
 }
 
-/** One `ws` server per endpoint, without a listening socket of its own. */
-export function createWebsocketServer(): WebSocketServer {
-  return new WebSocketServer({ noServer: true, clientTracking: false, perMessageDeflate: false });
+/**
+ * One `ws` server per endpoint, without a listening socket of its own. A message over
+ * `maxPayload` bytes closes the websocket with 1009.
+ */
+export function createWebsocketServer(maxPayload: number): WebSocketServer {
+  return new WebSocketServer({ noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload });
 }
