@@ -330,7 +330,7 @@ export class Endpoint {
       log: (severity: string, message: string) => this.#log(severity, message),
     };
     // Without the option a hixie-76 request goes to `ws`, which answers it 400 and closes.
-    if (kind === SOCKJS_WEBSOCKET && this.options.hixie76 && isHixie76(req)) return hixie76Events(upgrade);
+    if (kind === SOCKJS_WEBSOCKET && this.options.hixie76 && isHixie76(req)) return hixie76Events(upgrade, this.options.max_message_size);
     return websocketEvents(this.#wss, upgrade);
   }
 

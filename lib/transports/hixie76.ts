@@ -172,7 +172,10 @@ const CLOSE_TIMEOUT_MS = 30_000;
  * peer goes. A request with invalid keys or no Host has its socket destroyed unanswered.
  * Unsubscribing destroys the socket.
  */
-export function hixie76Events(upgrade: Omit<WebsocketUpgrade, 'kind'>): Observable<SessionEvent> {
+export function hixie76Events(
+  upgrade: Omit<WebsocketUpgrade, 'kind'>,
+  maxMessage: number = MAX_HIXIE_MESSAGE,
+): Observable<SessionEvent> {
   const { req, socket, head, key, receiverId, log } = upgrade;
   return new Observable<SessionEvent>((subscriber) => {
     const key1 = parseHixieKey(headerText(req.headers['sec-websocket-key1']));
@@ -250,7 +253,7 @@ export function hixie76Events(upgrade: Omit<WebsocketUpgrade, 'kind'>): Observab
       key3 = Buffer.concat([key3, chunk]);
       if (key3.length < 8) return;
       socket.write(hixieChallengeAnswer(key1, key2, key3.subarray(0, 8)));
-      parser = new HixieParser();
+      parser = new HixieParser(maxMessage);
       subscriber.next({ type: 'attach', key, receiver, request: req });
       // Frames may follow key3 in the same chunk.
       onFrames(key3.subarray(8), parser);
