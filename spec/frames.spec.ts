@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { closeFrame, heartbeatFrame, messageFrame, openFrame, quote } from '../lib/frames';
 
 /** The characters from `first` to `last`, both included. */
@@ -115,5 +116,40 @@ describe('frames', () => {
     [3000, 'say "\u2028"', 'c[3000,"say \\"\\u2028\\""]'],
   ])('writes the close frame for %d %j with no space after the comma', (code, reason, expected) => {
     expect(closeFrame(code, reason)).toBe(expected);
+  });
+});
+
+describe('frames, for any text', () => {
+  // Every UTF-16 string, lone surrogates included, as an application may send.
+  const anyText = fc.string({ unit: 'binary' });
+
+  it('quote gives a JSON string that decodes to the same text', () => {
+    fc.assert(fc.property(anyText, (text) => expect(JSON.parse(quote(text))).toBe(text)));
+  });
+
+  it('quote leaves none of the escaped code points raw', () => {
+    fc.assert(
+      fc.property(anyText, (text) => {
+        expect(quote(text)).not.toMatch(/[\u0000-\u001f\ud800-\udfff\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]/);
+      }),
+    );
+  });
+
+  it('messageFrame carries the messages unchanged and in order', () => {
+    fc.assert(
+      fc.property(fc.array(anyText, { maxLength: 20 }), (messages) => {
+        const frame = messageFrame(messages);
+        expect(frame.startsWith('a[')).toBe(true);
+        expect(JSON.parse(frame.slice(1))).toEqual(messages);
+      }),
+    );
+  });
+
+  it('closeFrame carries the code and reason unchanged', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4999 }), anyText, (code, reason) => {
+        expect(JSON.parse(closeFrame(code, reason).slice(1))).toEqual([code, reason]);
+      }),
+    );
   });
 });

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { parsePayload, parseWebsocketPayload, type Payload } from '../lib/payload';
 
 // The characters the protocol suite's decoding test sends escaped (JSONEncoding.test_xhr_server_decodes):
@@ -84,5 +85,35 @@ describe('parseWebsocketPayload', () => {
 
   it('decodes the protocol suite\'s escaped test string to the same characters', () => {
     expect(parseWebsocketPayload('[' + clientKillerEscaped + ']')).toStrictEqual(messages(clientKiller));
+  });
+});
+
+describe('payloads, for any input', () => {
+  it('parsePayload returns the messages of any JSON array of strings', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'binary' }), { maxLength: 20 }), (messages) => {
+        expect(parsePayload(JSON.stringify(messages))).toEqual({ ok: true, messages });
+      }),
+    );
+  });
+
+  it('parsePayload never throws and answers anything else with one of the protocol errors', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.json()), (body) => {
+        const payload = parsePayload(body);
+        if (!payload.ok) expect(['Payload expected.', 'Broken JSON encoding.']).toContain(payload.error);
+        else expect(payload.messages.every((m) => typeof m === 'string')).toBe(true);
+      }),
+    );
+  });
+
+  it('parseWebsocketPayload never throws and always yields strings', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.json()), (text) => {
+        const payload = parseWebsocketPayload(text);
+        if (payload.ok) expect(payload.messages.every((m) => typeof m === 'string')).toBe(true);
+        else expect(payload.error).toBe('Broken JSON encoding.');
+      }),
+    );
   });
 });

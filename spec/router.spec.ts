@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { ALL_TRANSPORTS, type TransportName } from '../lib/options';
 import { type Route, route, routeTable, type SessionEndpoint, splitUrl, underPrefix } from '../lib/router';
 
@@ -277,5 +278,31 @@ describe('splitUrl', () => {
 
   it.each(['*', 'h:443'])('leaves the target %j that is neither a path nor a URL as it is', (url) => {
     expect(splitUrl(url)).toStrictEqual({ pathname: url, query: '' });
+  });
+});
+
+describe('routing, for any request', () => {
+  const table = routeTable({ prefix: '/echo', transports: new Set(ALL_TRANSPORTS) });
+  const method = fc.constantFrom('GET', 'POST', 'OPTIONS', 'PUT', 'DELETE', 'HEAD', 'constructor', '__proto__');
+  const segment = fc.oneof(fc.string(), fc.constantFrom('', '.', '..', 'xhr', 'websocket', '__proto__', 'constructor', 'a'.repeat(10_000), '\u0000'));
+  const path = fc.array(segment, { maxLength: 6 }).map((parts) => '/' + parts.join('/'));
+
+  it('never throws, and sends only paths under the prefix to the server', () => {
+    fc.assert(
+      fc.property(method, fc.constantFrom('', '/echo', '/echoes', '/ech'), path, (m, start, rest) => {
+        const p = start + rest;
+        const r = route(table, m, p);
+        expect(r.kind === 'outside').toBe(!(p === '/echo' || p.startsWith('/echo/')));
+      }),
+    );
+  });
+
+  it('gives session ids that hold neither a slash nor a dot', () => {
+    fc.assert(
+      fc.property(method, path, (m, p) => {
+        const r = route(table, m, '/echo' + p);
+        if (r.kind === 'session') expect(r.sessionId).toMatch(/^[^/.]+$/);
+      }),
+    );
   });
 });
