@@ -101,6 +101,7 @@ export class Endpoint {
   readonly #subscription: Subscription;
   #receivers = 0;
   #websockets = 0;
+  #sessions = 0;
   /** Sessions with a connection, so that closing the endpoint can close each of them. */
   readonly #open = new Set<SessionContext<Live>>();
 
@@ -115,7 +116,13 @@ export class Endpoint {
       scheduler,
       config: { heartbeatDelay: options.heartbeat_delay, disconnectDelay: options.disconnect_delay },
       log: (severity, message) => this.#log(severity, message),
+      count: (delta) => (this.#sessions += delta),
     }).subscribe((performed) => this.#perform(performed, hooks));
+  }
+
+  /** Sessions alive in this endpoint's table. */
+  get sessionCount(): number {
+    return this.#sessions;
   }
 
   /** Routes a request; false when it lies outside the prefix and belongs to someone else. */

@@ -75,7 +75,18 @@ export class Server extends EventEmitter {
     for (const installation of this.#installations.filter((i) => i.http === http)) this.#uninstall(installation);
   }
 
-  /** Detaches from every HTTP server and completes `connections$`. */
+  /**
+   * Sessions alive on every prefix and HTTP server this server serves, including those waiting
+   * `disconnect_delay` for their client and closed ones still answering with their close frame.
+   */
+  get sessionCount(): number {
+    return this.#installations.reduce((sum, installation) => sum + installation.endpoint.sessionCount, 0);
+  }
+
+  /**
+   * Closes every session with 1001 "Server shutting down", detaches from every HTTP server and
+   * completes `connections$`.
+   */
   close(): void {
     for (const installation of [...this.#installations]) this.#uninstall(installation);
     this.#connections.complete();

@@ -73,6 +73,20 @@ describe('installing the server', () => {
     expect(http.listeners('upgrade')).toHaveLength(1);
   });
 
+  it('counts live sessions, down to zero once they have expired', async () => {
+    const http = createHttpServer();
+    const sockjs = createServer({ prefix: '/x', disconnect_delay: 50, log: () => undefined });
+    sockjs.attach(http);
+    running = await listen(http);
+    expect(sockjs.sessionCount).toBe(0);
+    await (await post(running.port, `/x/0/${randomUUID()}/xhr`)).body();
+    await (await post(running.port, `/x/0/${randomUUID()}/xhr`)).body();
+    expect(sockjs.sessionCount).toBe(2);
+    await (await post(running.port, `/x/0/${randomUUID()}/xhr_send`, '["x"]')).body();
+    expect(sockjs.sessionCount).toBe(2);
+    await eventually(() => sockjs.sessionCount === 0, 2000, 'the sessions to expire');
+  });
+
   it('listen() creates a server and installs it in one call', async () => {
     const http = createHttpServer();
     listenSockjs(http, { prefix: '/x', log: () => undefined });

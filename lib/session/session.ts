@@ -8,6 +8,7 @@ import {
   distinctUntilChanged,
   EMPTY,
   filter,
+  finalize,
   groupBy,
   type GroupedObservable,
   ignoreElements,
@@ -54,6 +55,8 @@ export interface SessionEnv {
   readonly scheduler: SchedulerLike;
   readonly config: SessionConfig;
   readonly log: (severity: string, message: string) => void;
+  /** Told +1 when a session starts and -1 when it is gone, for `Server.sessionCount`. */
+  readonly count?: (delta: 1 | -1) => void;
   /** Feeds an event back into the session table (timers, the application, the end marker). */
   readonly post: (event: SessionEvent) => void;
 }
@@ -104,6 +107,7 @@ export function runSession<C>(
   return defer(() => {
     const key = events$.key;
     const session: SessionContext<C> = { key, post: env.post, connection: null };
+    env.count?.(1);
     const steps$ = events$.pipe(
       scan((previous: Step, event) => safeStep(previous.state, event, env), { state: INITIAL, effects: [] }),
       share(),
@@ -120,7 +124,7 @@ export function runSession<C>(
         tap((effect) => effect.type === 'end' && env.post({ type: 'end', key })),
         map((effect) => ({ session, effect })),
       ),
-    );
+    ).pipe(finalize(() => env.count?.(-1)));
   });
 }
 
