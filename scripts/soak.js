@@ -69,7 +69,8 @@ function request(port, method, path, { body = '', until = null, abort = false } 
   );
 }
 
-function websocket(url, { raw = false } = {}) {
+/** A websocket that echoes once and closes, or with `stay`, stays open until the server closes it. */
+function websocket(url, { raw = false, stay = false } = {}) {
   return withTimeout(
     new Promise((resolve, reject) => {
       const ws = new WebSocket(url);
@@ -79,6 +80,7 @@ function websocket(url, { raw = false } = {}) {
       });
       ws.on('message', (data) => {
         const text = data.toString();
+        if (stay) return;
         if (text === 'o') ws.send('["x"]');
         else if (text === 'x' || text === 'a["x"]' || text.startsWith('c[')) ws.close();
       });
@@ -204,9 +206,25 @@ async function main() {
     ['the same active handles', JSON.stringify(after.handles) === JSON.stringify(before.handles), `${JSON.stringify(before.handles)} -> ${JSON.stringify(after.handles)}`],
     [`heap within ${HEAP_SLACK_MB} MB`, after.heap - before.heap < HEAP_SLACK_MB, `${before.heap.toFixed(1)} MB -> ${after.heap.toFixed(1)} MB`],
   ];
+  // Graceful shutdown with sessions open: streams, pending polls and websockets are all closed.
+  const open = [];
+  for (let i = 0; i < 20; i++) {
+    open.push(websocket(`ws://127.0.0.1:${port}${newSession('/echo')}/websocket`, { stay: true }));
+    open.push(request(port, 'POST', `${newSession('/echo')}/xhr_streaming`, { until: null }));
+  }
+  await until(() => sockjsServer.sessionCount === 40, 5_000);
+  const openBefore = sockjsServer.sessionCount;
+  sockjsServer.close();
+  const shutdownErrors = (await Promise.allSettled(open)).filter((r) => r.status === 'rejected').length;
+  await until(() => JSON.stringify(handles()) === JSON.stringify(before.handles), 5_000);
+  checks.push([
+    'close() ends every open session and leaves no handle',
+    openBefore === 40 && sockjsServer.sessionCount === 0 && shutdownErrors === 0 && JSON.stringify(handles()) === JSON.stringify(before.handles),
+    `${openBefore} open -> ${sockjsServer.sessionCount}, ${shutdownErrors} clients not closed, handles ${JSON.stringify(handles())}`,
+  ]);
+
   for (const [name, ok, detail] of checks) console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}: ${detail}`);
 
-  sockjsServer.close();
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   const failed = checks.filter(([, ok]) => !ok).length;
