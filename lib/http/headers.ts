@@ -20,13 +20,8 @@ export function cacheForAYear(now: number): Headers {
   };
 }
 
-/**
- * CORS for the XHR transports: the request's Origin is echoed, the literal `null` included, with
- * credentials allowed so that the JSESSIONID cookie of sticky load balancers is sent; with no
- * Origin, `*` and no credentials.
- */
-export function corsHeaders(request: IncomingHttpHeaders): Headers {
-  const origin = request.origin;
+/** CORS headers echoing `origin` with credentials, or `*` without them when there is none. */
+function allowOrigin(origin: string | undefined, request: IncomingHttpHeaders): Headers {
   const headers: Headers = origin
     ? { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true' }
     : { 'Access-Control-Allow-Origin': '*' };
@@ -37,20 +32,22 @@ export function corsHeaders(request: IncomingHttpHeaders): Headers {
 }
 
 /**
+ * CORS for the XHR transports: the request's Origin is echoed, the literal `null` included, with
+ * credentials allowed so that the JSESSIONID cookie of sticky load balancers is sent; with no
+ * Origin, `*` and no credentials.
+ */
+export function corsHeaders(request: IncomingHttpHeaders): Headers {
+  return allowOrigin(request.origin, request);
+}
+
+/**
  * CORS for `eventsource`, as the reference server answers: a named Origin is echoed with
  * credentials allowed (an EventSource opened `withCredentials` is refused a `*`); an absent or
  * `null` Origin gets `*` and no credentials, unlike the XHR rules, which echo `null`.
  */
 export function eventsourceCorsHeaders(request: IncomingHttpHeaders): Headers {
   const origin = request.origin;
-  const headers: Headers =
-    origin && origin !== 'null'
-      ? { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true' }
-      : { 'Access-Control-Allow-Origin': '*' };
-  headers.Vary = 'Origin';
-  const asked = request['access-control-request-headers'];
-  if (asked) headers['Access-Control-Allow-Headers'] = asked;
-  return headers;
+  return allowOrigin(origin === 'null' ? undefined : origin, request);
 }
 
 /** A preflight's own headers, on top of CORS and the year-long cache set. */
