@@ -95,7 +95,8 @@ function start(options = {}) {
     else handler(req, res);
   });
   // The iframe page loads the client from the page's own server, whatever host name it was reached by.
-  const shared = { sockjs_url: CLIENT_PATH, log };
+  // The protocol suite still checks the hixie-76 handshake that HAProxy relays, so it is on here.
+  const shared = { sockjs_url: CLIENT_PATH, log, hixie76: true };
   const table = services();
   const sockjsServers = [];
   const accept = (service, connection) => {
