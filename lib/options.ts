@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'http';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
+import type { BroadcastBus } from './broadcast';
 import { sockjsError } from './errors';
 
 /** Severities passed to the `log` option, from least to most serious. */
@@ -77,6 +78,12 @@ export interface ServerOptions {
    * script loads, non-browser clients) are not checked. Default: every origin.
    */
   origins?: readonly string[] | ((origin: string, req: IncomingMessage) => boolean);
+  /**
+   * Carries `broadcast()` and channel messages to the other processes serving the same
+   * application, e.g. `redisBus()` from `sockjs-rx/redis`. Taken from `createServer` only.
+   * Default: a bus within this process.
+   */
+  bus?: BroadcastBus;
   /**
    * Accepted so that options written for the sockjs package keep working, and ignored: the
    * websocket implementation here is `ws`, not faye-websocket. Default: absent.
@@ -172,6 +179,10 @@ const RULES: Readonly<Record<keyof ServerOptions, readonly [expected: string, ch
   origins: [
     'an array of origin strings or a function',
     (v) => isFunction(v) || (Array.isArray(v) && v.every((o) => typeof o === 'string')),
+  ],
+  bus: [
+    'a broadcast bus: an object with `publish` and `messages` functions',
+    (v) => isObject(v) && typeof (v as BroadcastBus).publish === 'function' && typeof (v as BroadcastBus).messages === 'function',
   ],
   faye_server_options: ['an object', isObject],
 };

@@ -6,9 +6,13 @@ import { EventEmitter } from 'events';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
 import { type Observable, Subject } from 'rxjs';
+import { type BroadcastBus, Channel, localBus } from './broadcast';
 import type { Connection } from './connection';
 import { Endpoint } from './endpoint';
 import { optionNotices, resolveOptions, type ServerOptions, validateOptions } from './options';
+
+/** The channel every connection is in, which `broadcast()` publishes on. */
+const EVERYONE = '*';
 
 type Listener = (this: unknown, ...args: unknown[]) => void;
 
@@ -46,6 +50,8 @@ export class Server extends EventEmitter {
   readonly connections$: Observable<Connection>;
   readonly #connections = new Subject<Connection>();
   #installations: Installation[] = [];
+  readonly #bus: BroadcastBus;
+  readonly #channels = new Map<string, Channel>();
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -54,6 +60,7 @@ export class Server extends EventEmitter {
     const resolved = resolveOptions(this.options);
     for (const notice of optionNotices(this.options)) resolved.log('info', notice);
     this.connections$ = this.#connections.asObservable();
+    this.#bus = this.options.bus ?? localBus();
   }
 
   /**
@@ -84,11 +91,31 @@ export class Server extends EventEmitter {
   }
 
   /**
+   * The channel `name`: connections join and leave it, and what is published on it reaches every
+   * member, in this process and in every other one on the same `bus`. `*` is the channel every
+   * connection is in.
+   */
+  channel(name: string): Channel {
+    let channel = this.#channels.get(name);
+    if (!channel) {
+      channel = new Channel(name, this.#bus);
+      this.#channels.set(name, channel);
+    }
+    return channel;
+  }
+
+  /** Sends `message` to every open connection of this server, in every process on its bus. */
+  broadcast(message: string): void {
+    this.channel(EVERYONE).publish(message);
+  }
+
+  /**
    * Closes every session with 1001 "Server shutting down", detaches from every HTTP server and
    * completes `connections$`.
    */
   close(): void {
     for (const installation of [...this.#installations]) this.#uninstall(installation);
+    for (const channel of this.#channels.values()) channel.stop();
     this.#connections.complete();
   }
 
@@ -97,6 +124,7 @@ export class Server extends EventEmitter {
     for (const notice of optionNotices(overrides)) options.log('info', notice);
     const endpoint = new Endpoint(options, options.scheduler, {
       connection: (connection) => {
+        this.channel(EVERYONE).join(connection);
         this.emit('connection', connection);
         this.#connections.next(connection);
       },
