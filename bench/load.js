@@ -1,0 +1,662 @@
+'use strict';
+/**
+ * The load generator, run as a child of bench/run.js. It holds one load per server under test
+ * (named by `key`), so that the sessions of every server stay open while the rounds alternate
+ * between them, and drives them as the parent commands over IPC:
+ *
+ *   setup     open the sessions of the load (resolves once every session is open)
+ *   start     start sending; counters and latency samples start afresh
+ *   collect   operations done and latency percentiles within a window [from, to]
+ *   pause     stop sending and let what is in flight land (bounded); sessions stay open
+ *   teardown  pause, then close every socket
+ *
+ * Every loop stops on its own after `maxMs` or `maxOps`, whatever the parent does. Latency is
+ * taken from send to echo with process.hrtime.bigint().
+ *
+ * The window is given in microseconds of the monotonic clock, as the server read it when it
+ * sampled its CPU time: the server answers late when it is busy, so the generator counts the
+ * operations of exactly the span the server's CPU time covers, not the span between two messages.
+ */
+const http = require('http');
+const { WebSocket } = require('ws');
+
+const BASE = process.hrtime.bigint();
+/** Nanoseconds since this process started, as a Number (exact to well below a microsecond). */
+const now = () => Number(process.hrtime.bigint() - BASE);
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves when `done()` is true, checking every 10 ms; rejects after `ms`. */
+async function until(done, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** Runs `count` tasks, at most `concurrency` at a time. */
+async function pool(count, concurrency, task) {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(count, concurrency) }, worker));
+}
+
+let sessionCounter = 0;
+function sessionId() {
+  sessionCounter++;
+  return `b${process.pid.toString(36)}x${sessionCounter.toString(36)}`;
+}
+
+/** The generator's clock in nanoseconds, for a time in microseconds of process.hrtime (any process). */
+const fromMicros = (us) => Number(BigInt(Math.round(us)) * 1000n - BASE);
+
+const SLOT_NS = 100000;
+
+/**
+ * Counts operations in 100 µs slots and keeps latency samples (nanoseconds) with the slot they
+ * completed in, so that any window can be taken afterwards.
+ */
+class Meter {
+  constructor(maxMs, capacity = 1 << 21) {
+    this.slots = new Uint32Array(Math.ceil((maxMs * 1e6) / SLOT_NS) + 100);
+    this.samples = new Float64Array(capacity);
+    this.sampleSlots = new Uint32Array(capacity);
+    this.reset();
+  }
+  reset() {
+    this.slots.fill(0);
+    this.n = 0;
+    this.errors = 0;
+    this.t0 = now();
+  }
+  slot(t) {
+    const i = Math.floor((t - this.t0) / SLOT_NS);
+    return i < 0 ? 0 : i >= this.slots.length ? this.slots.length - 1 : i;
+  }
+  /** `k` operations completed now, the first `latencies` of them with these latencies. */
+  op(k = 1) {
+    this.slots[this.slot(now())] += k;
+  }
+  latency(ns) {
+    if (this.n < this.samples.length) {
+      this.samples[this.n] = ns;
+      this.sampleSlots[this.n] = this.slot(now());
+      this.n++;
+    }
+  }
+  /** @param {{ from: number, to: number }} window µs on the monotonic clock */
+  collect({ from, to }) {
+    const a = this.slot(fromMicros(from));
+    const b = this.slot(fromMicros(to));
+    let ops = 0;
+    for (let i = a; i < b; i++) ops += this.slots[i];
+    const inWindow = [];
+    for (let i = 0; i < this.n; i++) if (this.sampleSlots[i] >= a && this.sampleSlots[i] < b) inWindow.push(this.samples[i]);
+    const sorted = Float64Array.from(inWindow).sort();
+    const at = (q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] / 1e6 : null);
+    return { ops, errors: this.errors, seconds: ((b - a) * SLOT_NS) / 1e9, p50: at(0.5), p99: at(0.99), samples: sorted.length };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+function agent(maxSockets = Infinity) {
+  return new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: 2048 });
+}
+
+/** A POST whose whole response body is returned as a latin1 string (the frames are ASCII). */
+function post(target, path, body, onDone) {
+  const req = http.request(
+    {
+      host: '127.0.0.1',
+      port: target.port,
+      method: 'POST',
+      path,
+      agent: target.agent,
+      headers: { 'content-type': 'text/plain;charset=UTF-8', 'content-length': body ? Buffer.byteLength(body) : 0 },
+    },
+    (res) => {
+      let text = '';
+      res.setEncoding('latin1');
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => onDone(null, res.statusCode, text));
+      res.on('error', (err) => onDone(err));
+    },
+  );
+  req.on('error', (err) => onDone(err));
+  req.end(body || undefined);
+  return req;
+}
+
+function postAsync(target, path, body) {
+  return new Promise((resolve, reject) => {
+    post(target, path, body, (err, status, text) => (err ? reject(err) : resolve({ status, text })));
+  });
+}
+
+/**
+ * A streaming receiver (xhr_streaming) of one session: calls `onFrame(line)` per frame and opens a
+ * new response whenever one ends (response_limit), as sockjs-client does.
+ */
+class Stream {
+  constructor(target, sid, onFrame, onError) {
+    this.target = target;
+    this.sid = sid;
+    this.onFrame = onFrame;
+    this.onError = onError;
+    this.open = true;
+    this.req = null;
+    this.connect();
+  }
+  connect() {
+    if (!this.open) return;
+    let rest = '';
+    this.req = http.request(
+      { host: '127.0.0.1', port: this.target.port, method: 'POST', path: `/echo/000/${this.sid}/xhr_streaming`, agent: this.target.agent, headers: { 'content-length': 0 } },
+      (res) => {
+        res.setEncoding('latin1');
+        res.on('data', (chunk) => {
+          rest += chunk;
+          let nl;
+          while ((nl = rest.indexOf('\n')) !== -1) {
+            const line = rest.slice(0, nl);
+            rest = rest.slice(nl + 1);
+            this.onFrame(line);
+          }
+        });
+        res.on('end', () => this.connect());
+        res.on('error', () => {});
+      },
+    );
+    this.req.on('error', (err) => {
+      if (this.open) this.onError(err);
+    });
+    this.req.end();
+  }
+  close() {
+    this.open = false;
+    if (this.req) this.req.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket
+
+const WS_OPTIONS = { perMessageDeflate: false, skipUTF8Validation: true };
+
+function wsUrl(target, framed) {
+  return framed ? `ws://127.0.0.1:${target.port}/echo/000/${sessionId()}/websocket` : `ws://127.0.0.1:${target.port}/echo/websocket`;
+}
+
+/** Messages in an `a[...]` frame of equal messages of `size` ASCII bytes: `a[` + k × `"…"` + commas + `]`. */
+function countFrame(data, size) {
+  const k = (data.length - 2) / (size + 3);
+  if (Number.isInteger(k) && k > 0) return k;
+  return JSON.parse(data.toString('utf8').slice(1)).length;
+}
+
+/** Opens a websocket; resolves once it is open and, with SockJS framing, once `o` has arrived. */
+function openWebsocket(target, framed, timeoutMs = 10000) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl(target, framed), WS_OPTIONS);
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error('websocket open timed out'));
+    }, timeoutMs);
+    const done = (err) => {
+      clearTimeout(timer);
+      ws.removeAllListeners('message');
+      ws.removeAllListeners('open');
+      if (err) reject(err);
+      else resolve(ws);
+    };
+    ws.on('error', (err) => done(err));
+    if (framed) {
+      ws.on('message', (data) => {
+        if (data[0] === 0x6f /* o */) done();
+        else done(new Error(`expected o, got ${String(data).slice(0, 40)}`));
+      });
+    } else {
+      ws.on('open', () => done());
+    }
+  });
+}
+
+async function closeWebsockets(sockets, ms = 3000) {
+  let open = 0;
+  for (const ws of sockets) {
+    if (ws.readyState === WebSocket.CLOSED) continue;
+    open++;
+    ws.once('close', () => open--);
+    ws.close();
+  }
+  try {
+    await until(() => open === 0, ms, 'websockets to close');
+  } catch {
+    // A peer that does not answer the close handshake in time is cut off.
+    for (const ws of sockets) ws.terminate();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loads. Each returns { setup(), start(), collect(window), pause(), teardown() }.
+
+/** Echo over websockets: `sessions` sockets, `inflight` messages of `size` bytes outstanding on each. */
+function wsEcho(target, p) {
+  const meter = new Meter(p.maxMs);
+  const payload = 'x'.repeat(p.size);
+  const out = Buffer.from(p.framed ? JSON.stringify([payload]) : payload);
+  const sessions = [];
+  let running = false;
+  let sent = 0;
+  let stopTimer = null;
+
+  function send(s) {
+    if (!running || sent >= p.maxOps) return;
+    sent++;
+    s.times.push(now());
+    s.ws.send(out, { binary: false });
+  }
+  function received(s, k) {
+    const t = now();
+    meter.op(k);
+    for (let i = 0; i < k; i++) {
+      const t0 = s.times.shift();
+      if (t0 !== undefined) meter.latency(t - t0);
+      send(s);
+    }
+  }
+
+  return {
+    async setup() {
+      await pool(p.sessions, 100, async () => {
+        const ws = await openWebsocket(target, p.framed);
+        const s = { ws, times: [] };
+        ws.on('message', (data) => {
+          if (!p.framed) return received(s, 1);
+          const type = data[0];
+          if (type === 0x61 /* a */) received(s, countFrame(data, p.size));
+          else if (type === 0x63 /* c */) meter.errors++;
+        });
+        ws.on('error', () => meter.errors++);
+        sessions.push(s);
+      });
+    },
+    start() {
+      meter.reset();
+      running = true;
+      stopTimer = setTimeout(() => (running = false), p.maxMs);
+      for (let i = 0; i < p.inflight; i++) for (const s of sessions) send(s);
+    },
+    collect: (window) => meter.collect(window),
+    async pause() {
+      running = false;
+      clearTimeout(stopTimer);
+      await until(() => sessions.every((s) => s.times.length === 0), 3000, 'echoes in flight').catch(() => {});
+      for (const s of sessions) s.times.length = 0;
+    },
+    async teardown() {
+      await this.pause();
+      await closeWebsockets(sessions.map((s) => s.ws));
+    },
+  };
+}
+
+/** Server push over xhr_streaming: each session asks for batches of `batch` messages, `inflight` batches ahead. */
+function xhrStreamingPush(target, p) {
+  const meter = new Meter(p.maxMs);
+  const sessions = [];
+  const command = JSON.stringify([`!push ${p.batch} ${p.size}`]);
+  let running = false;
+  let requested = 0;
+  let stopTimer = null;
+
+  function ask(s) {
+    if (!running || requested >= p.maxOps) return;
+    requested += p.batch;
+    s.times.push(now());
+    s.asked++;
+    post(target, `/echo/000/${s.sid}/xhr_send`, command, (err, status) => {
+      if (err || status !== 204) meter.errors++;
+    });
+  }
+  function onFrame(s, line) {
+    const type = line.charCodeAt(0);
+    if (type === 0x6f /* o */) s.opened = true;
+    else if (type === 0x61 /* a */) {
+      const k = countFrame(line, p.size);
+      meter.op(k);
+      s.got += k;
+      while (s.got >= p.batch) {
+        s.got -= p.batch;
+        s.asked--;
+        const t0 = s.times.shift();
+        if (t0 !== undefined) meter.latency(now() - t0);
+        ask(s);
+      }
+    } else if (type === 0x63 /* c */) meter.errors++;
+  }
+
+  return {
+    async setup() {
+      for (let i = 0; i < p.sessions; i++) {
+        const s = { sid: sessionId(), times: [], got: 0, asked: 0, opened: false, stream: null };
+        s.stream = new Stream(target, s.sid, (line) => onFrame(s, line), () => meter.errors++);
+        sessions.push(s);
+      }
+      await until(() => sessions.every((s) => s.opened), 10000, 'xhr_streaming sessions to open');
+    },
+    start() {
+      meter.reset();
+      running = true;
+      stopTimer = setTimeout(() => (running = false), p.maxMs);
+      for (let i = 0; i < p.inflight; i++) for (const s of sessions) ask(s);
+    },
+    collect: (window) => meter.collect(window),
+    async pause() {
+      running = false;
+      clearTimeout(stopTimer);
+      await until(() => sessions.every((s) => s.asked === 0), 3000, 'pushes in flight').catch(() => {});
+      for (const s of sessions) {
+        s.times.length = 0;
+        s.asked = 0;
+        s.got = 0;
+      }
+    },
+    async teardown() {
+      await this.pause();
+      for (const s of sessions) s.stream.close();
+    },
+  };
+}
+
+/** xhr_send requests: `sessions` sessions held open by a stream, `inflight` sends outstanding on each. */
+function xhrSend(target, p) {
+  const meter = new Meter(p.maxMs);
+  const sessions = [];
+  // A message the echo service drops: this measures receiving alone.
+  const body = JSON.stringify([`!sink${'x'.repeat(Math.max(0, p.size - 5))}`]);
+  let running = false;
+  let sent = 0;
+  let inflight = 0;
+  let stopTimer = null;
+
+  function send(s) {
+    if (!running || sent >= p.maxOps) return;
+    sent++;
+    inflight++;
+    const t0 = now();
+    post(target, `/echo/000/${s.sid}/xhr_send`, body, (err, status) => {
+      inflight--;
+      if (err || status !== 204) meter.errors++;
+      else {
+        meter.latency(now() - t0);
+        meter.op();
+      }
+      send(s);
+    });
+  }
+
+  return {
+    async setup() {
+      for (let i = 0; i < p.sessions; i++) {
+        const s = { sid: sessionId(), opened: false, stream: null };
+        s.stream = new Stream(target, s.sid, (line) => line[0] === 'o' && (s.opened = true), () => meter.errors++);
+        sessions.push(s);
+      }
+      await until(() => sessions.every((s) => s.opened), 10000, 'xhr_streaming sessions to open');
+    },
+    start() {
+      meter.reset();
+      running = true;
+      stopTimer = setTimeout(() => (running = false), p.maxMs);
+      for (let i = 0; i < p.inflight; i++) for (const s of sessions) send(s);
+    },
+    collect: (window) => meter.collect(window),
+    async pause() {
+      running = false;
+      clearTimeout(stopTimer);
+      await until(() => inflight === 0, 3000, 'xhr_send in flight').catch(() => {});
+    },
+    async teardown() {
+      await this.pause();
+      for (const s of sessions) s.stream.close();
+    },
+  };
+}
+
+/** xhr-polling round trips: per session a poll is always pending and one message is in flight. */
+function xhrPolling(target, p) {
+  const meter = new Meter(p.maxMs);
+  const sessions = [];
+  const payload = 'x'.repeat(p.size);
+  const body = JSON.stringify([payload]);
+  let running = false;
+  let sent = 0;
+  let stopTimer = null;
+
+  function send(s) {
+    if (!running || sent >= p.maxOps) return;
+    sent++;
+    s.times.push(now());
+    post(target, `/echo/000/${s.sid}/xhr_send`, body, (err, status) => {
+      if (err || status !== 204) meter.errors++;
+    });
+  }
+  function poll(s) {
+    if (!s.polling) return;
+    s.req = post(target, `/echo/000/${s.sid}/xhr`, '', (err, status, text) => {
+      s.req = null;
+      if (err || status !== 200) {
+        if (s.polling) meter.errors++;
+        return;
+      }
+      const type = text.charCodeAt(0);
+      if (type === 0x61 /* a */) {
+        const k = countFrame(text.trimEnd(), p.size);
+        const t = now();
+        meter.op(k);
+        for (let i = 0; i < k; i++) {
+          const t0 = s.times.shift();
+          if (t0 !== undefined) meter.latency(t - t0);
+        }
+        if (s.times.length === 0) send(s);
+      } else if (type === 0x63 /* c */) {
+        meter.errors++;
+        return;
+      }
+      // The poll goes on between rounds too: a session without a pending poll would expire.
+      poll(s);
+    });
+  }
+
+  return {
+    async setup() {
+      await pool(p.sessions, 50, async () => {
+        const s = { sid: sessionId(), times: [], polling: true, req: null };
+        const { text } = await postAsync(target, `/echo/000/${s.sid}/xhr`, '');
+        if (text !== 'o\n') throw new Error(`expected o, got ${text.slice(0, 40)}`);
+        sessions.push(s);
+        poll(s);
+      });
+    },
+    start() {
+      meter.reset();
+      running = true;
+      stopTimer = setTimeout(() => (running = false), p.maxMs);
+      for (const s of sessions) send(s);
+    },
+    collect: (window) => meter.collect(window),
+    async pause() {
+      running = false;
+      clearTimeout(stopTimer);
+      await until(() => sessions.every((s) => s.times.length === 0), 3000, 'polls in flight').catch(() => {});
+      for (const s of sessions) s.times.length = 0;
+    },
+    async teardown() {
+      await this.pause();
+      for (const s of sessions) {
+        s.polling = false;
+        if (s.req) s.req.destroy();
+      }
+    },
+  };
+}
+
+/** New sessions, `concurrency` at a time: a websocket opened until `o` and closed, or an xhr poll answered `o`. */
+function newSessions(target, p) {
+  const meter = new Meter(p.maxMs);
+  let running = false;
+  let started = 0;
+  let active = 0;
+  let stopTimer = null;
+
+  async function one() {
+    const t0 = now();
+    if (p.transport === 'websocket') {
+      const ws = await openWebsocket(target, p.framed);
+      meter.latency(now() - t0);
+      await new Promise((resolve) => {
+        ws.once('close', resolve);
+        ws.close();
+      });
+    } else {
+      const { text } = await postAsync(target, `/echo/000/${sessionId()}/xhr`, '');
+      if (text !== 'o\n') throw new Error(`expected o, got ${text.slice(0, 40)}`);
+      meter.latency(now() - t0);
+    }
+    meter.op();
+  }
+  async function loop() {
+    active++;
+    while (running && started < p.maxOps) {
+      started++;
+      try {
+        await one();
+      } catch {
+        meter.errors++;
+      }
+    }
+    active--;
+  }
+
+  return {
+    async setup() {},
+    start() {
+      meter.reset();
+      running = true;
+      stopTimer = setTimeout(() => (running = false), p.maxMs);
+      for (let i = 0; i < p.concurrency; i++) loop();
+    },
+    collect: (window) => meter.collect(window),
+    async pause() {
+      running = false;
+      clearTimeout(stopTimer);
+      await until(() => active === 0, 12000, 'new sessions in flight').catch(() => {});
+    },
+    async teardown() {
+      await this.pause();
+    },
+  };
+}
+
+/** Idle sessions: opened, then left alone (memory, heartbeats). `collect` says how many are still open. */
+function idleSessions(target, p) {
+  const sockets = [];
+  const streams = [];
+  let closed = 0;
+  let errors = 0;
+
+  return {
+    async setup() {
+      if (p.transport === 'websocket') {
+        await pool(p.sessions, 200, async () => {
+          const ws = await openWebsocket(target, p.framed, 30000);
+          ws.on('close', () => closed++);
+          ws.on('error', () => errors++);
+          sockets.push(ws);
+        });
+      } else {
+        const opened = new Set();
+        for (let i = 0; i < p.sessions; i++) {
+          const sid = sessionId();
+          const stream = new Stream(target, sid, (line) => line[0] === 'o' && opened.add(sid), () => errors++);
+          streams.push(stream);
+        }
+        await until(() => opened.size === p.sessions, 30000, 'xhr_streaming sessions to open');
+      }
+    },
+    start() {},
+    async pause() {},
+    collect: () => ({ open: sockets.length + streams.length - closed, errors }),
+    async teardown() {
+      for (const stream of streams) stream.close();
+      await closeWebsockets(sockets, 5000);
+    },
+  };
+}
+
+const LOADS = { wsEcho, xhrStreamingPush, xhrSend, xhrPolling, newSessions, idleSessions };
+
+// ---------------------------------------------------------------------------------------------
+
+/** The loads set up, by key: one per server under test. */
+const loads = new Map();
+
+function loadOf(key) {
+  const entry = loads.get(key);
+  if (!entry) throw new Error(`no load ${key}`);
+  return entry.load;
+}
+
+async function handle(message) {
+  const { key } = message;
+  switch (message.cmd) {
+    case 'setup': {
+      if (loads.has(key)) throw new Error(`load ${key} is already set up`);
+      const make = LOADS[message.load.type];
+      if (!make) throw new Error(`unknown load ${message.load.type}`);
+      const target = { port: message.port, agent: agent() };
+      const entry = { target, load: make(target, message.load) };
+      loads.set(key, entry);
+      await entry.load.setup();
+      return {};
+    }
+    case 'start':
+      loadOf(key).start();
+      return {};
+    case 'collect':
+      return { result: loadOf(key).collect(message.window) };
+    case 'pause':
+      await loadOf(key).pause();
+      return {};
+    case 'teardown': {
+      const entry = loads.get(key);
+      if (!entry) return {};
+      loads.delete(key);
+      try {
+        await entry.load.teardown();
+      } finally {
+        entry.target.agent.destroy();
+      }
+      return {};
+    }
+    default:
+      throw new Error(`unknown command ${message.cmd}`);
+  }
+}
+
+process.on('message', (message) => {
+  handle(message).then(
+    (reply) => process.send({ id: message.id, ...reply }),
+    (err) => process.send({ id: message.id, error: String((err && err.stack) || err) }),
+  );
+});
+process.on('disconnect', () => process.exit(0));
+process.send({ type: 'ready', pid: process.pid });

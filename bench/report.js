@@ -1,0 +1,279 @@
+'use strict';
+/**
+ * Summaries of the rounds (median, min, max; ratios per round pair) and the three result files:
+ * JSON, a Markdown table and an SVG bar chart of the ratios, written by hand.
+ */
+const fs = require('fs');
+const path = require('path');
+
+const METRICS = ['rate', 'p50', 'p99', 'cpuPerOp', 'heapPerSession', 'rssPerSession'];
+
+function median(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+function spread(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x));
+  if (v.length === 0) return null;
+  return { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length };
+}
+
+/**
+ * @param {Record<string, Array<object|null>>} rounds per kind, one measurement (or null) per round
+ * @returns the summary per kind and metric, and the ratios ours/<kind> per metric, each taken
+ *   within a round and then summarised over the rounds
+ */
+function summarise(rounds) {
+  const kinds = {};
+  for (const [kind, runs] of Object.entries(rounds)) {
+    kinds[kind] = {};
+    for (const metric of METRICS) {
+      const s = spread(runs.map((run) => run && run[metric]));
+      if (s) kinds[kind][metric] = s;
+    }
+  }
+  const ratios = {};
+  for (const kind of Object.keys(rounds)) {
+    if (kind === 'ours') continue;
+    ratios[kind] = {};
+    for (const metric of METRICS) {
+      const perRound = rounds.ours.map((ours, i) => {
+        const other = rounds[kind][i];
+        if (!ours || !other || typeof ours[metric] !== 'number' || typeof other[metric] !== 'number' || other[metric] <= 0) return null;
+        return ours[metric] / other[metric];
+      });
+      const s = spread(perRound);
+      if (s) ratios[kind][metric] = { ...s, perRound };
+    }
+  }
+  return { kinds, ratios };
+}
+
+function evaluateTargets(targets, results) {
+  const rows = [];
+  for (const target of targets) {
+    for (const id of target.scenarios) {
+      const result = results.scenarios.find((s) => s.id === id);
+      const ratio = result?.ratios?.sockjs?.[target.metric]?.median ?? null;
+      rows.push({
+        target: target.name,
+        scenario: id,
+        title: result?.title ?? id,
+        metric: target.metric,
+        max: target.max,
+        ratio,
+        status: ratio === null ? 'not measured' : ratio <= target.max ? 'met' : 'missed',
+      });
+    }
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+
+function num(x, digits = 3) {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '–';
+  const abs = Math.abs(x);
+  if (abs >= 1000) return Math.round(x).toLocaleString('en-US');
+  if (abs >= 100) return x.toFixed(0);
+  if (abs >= 10) return x.toFixed(1);
+  if (abs >= 1) return x.toFixed(2);
+  return x.toPrecision(digits);
+}
+
+/** "median (min–max)" */
+function cell(s, scale = 1) {
+  if (!s) return '–';
+  return `${num(s.median * scale)} (${num(s.min * scale)}–${num(s.max * scale)})`;
+}
+
+function ratioCell(s) {
+  if (!s) return '–';
+  return `**${s.median.toFixed(2)}** (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
+}
+
+function markdown(results) {
+  const m = results.machine;
+  const lines = [];
+  lines.push(`# sockjs-rx benchmark: ${results.mode} run`);
+  lines.push('');
+  lines.push(`- Date: ${results.date}`);
+  lines.push(`- Machine: ${m.cores} cores, ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}`);
+  lines.push(`- Node ${m.node}; servers: sockjs-rx ${results.versions.ours}, sockjs ${results.versions.sockjs}, ws ${results.versions.ws}`);
+  lines.push(
+    `- Pinned: ${results.pinned ? `yes, server on core ${results.cores.server}, load generator on core ${results.cores.generator} (taskset)` : `no (${results.pinReason})`}`,
+  );
+  const c = results.config;
+  lines.push(
+    `- Rounds: ${c.rounds} (${c.idleRounds} for the idle scenarios), interleaved: ours, sockjs, ws in each round of each scenario. Each server is warmed up for ${c.prewarmMs} ms before round 1; each round warms up ${c.warmupMs} ms, then measures for ${c.windowMs} ms (idle heartbeat window ${c.idleWindowMs} ms)`,
+  );
+  lines.push(`- Websocket echo: ${c.inflightPerSession} messages in flight per session`);
+  lines.push(`- Open files per process: ${results.files.note}`);
+  lines.push(`- Rerun: \`node bench/run.js${results.mode === 'quick' ? ' --quick' : ''}\``);
+  lines.push('');
+  lines.push('Cells are the median over rounds, with (min–max). Ratios are taken within each round (ours ÷ other), then the median of those.');
+  lines.push('Server CPU is the server process\'s user + system time over the measured window, divided by the operations done in it.');
+  lines.push('');
+
+  const throughput = results.scenarios.filter((s) => s.measure === 'throughput' || s.heartbeat);
+  lines.push('## Server CPU per operation (µs)');
+  lines.push('');
+  lines.push('| scenario | op | ours | sockjs | ws | ours/sockjs | ours/ws |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const s of throughput) {
+    const k = s.kinds;
+    lines.push(
+      `| ${s.title} | ${s.op} | ${cell(k.ours?.cpuPerOp)} | ${cell(k.sockjs?.cpuPerOp)} | ${cell(k.ws?.cpuPerOp)} | ${ratioCell(s.ratios.sockjs?.cpuPerOp)} | ${ratioCell(s.ratios.ws?.cpuPerOp)} |`,
+    );
+  }
+  lines.push('');
+
+  lines.push('## Rate (operations/s) and latency (ms)');
+  lines.push('');
+  lines.push('| scenario | server | rate | p50 | p99 | rate ours/other |');
+  lines.push('| --- | --- | --- | --- | --- | --- |');
+  for (const s of results.scenarios.filter((x) => x.measure === 'throughput')) {
+    for (const kind of Object.keys(s.kinds)) {
+      const k = s.kinds[kind];
+      lines.push(`| ${s.title} | ${kind} | ${cell(k.rate)} | ${cell(k.p50)} | ${cell(k.p99)} | ${kind === 'ours' ? '' : ratioCell(s.ratios[kind]?.rate)} |`);
+    }
+  }
+  lines.push('');
+
+  lines.push('## Memory per idle session (bytes, after a forced GC)');
+  lines.push('');
+  lines.push('| scenario | server | heap | RSS | heap ours/other | RSS ours/other |');
+  lines.push('| --- | --- | --- | --- | --- | --- |');
+  for (const s of results.scenarios.filter((x) => x.measure === 'idle')) {
+    for (const kind of Object.keys(s.kinds)) {
+      const k = s.kinds[kind];
+      const r = s.ratios[kind];
+      lines.push(
+        `| ${s.title} | ${kind} | ${cell(k.heapPerSession)} | ${cell(k.rssPerSession)} | ${kind === 'ours' ? '' : ratioCell(r?.heapPerSession)} | ${kind === 'ours' ? '' : ratioCell(r?.rssPerSession)} |`,
+      );
+    }
+  }
+  lines.push('');
+
+  lines.push('## Targets (ours/sockjs, median of rounds)');
+  lines.push('');
+  lines.push('| target | scenario | limit | measured | |');
+  lines.push('| --- | --- | --- | --- | --- |');
+  for (const t of results.targets) {
+    lines.push(`| ${t.target} | ${t.title} | ≤ ${t.max} | ${t.ratio === null ? '–' : t.ratio.toFixed(2)} | ${t.status} |`);
+  }
+  const met = results.targets.filter((t) => t.status === 'met').length;
+  lines.push('');
+  lines.push(`${met} of ${results.targets.length} met.`);
+  lines.push('');
+
+  const notes = results.scenarios.filter((s) => s.note || s.latency);
+  if (notes.length) {
+    lines.push('## Notes');
+    lines.push('');
+    for (const s of notes) {
+      if (s.note) lines.push(`- ${s.title}: ${s.note}.`);
+      if (s.latency) lines.push(`- ${s.title}: latency is ${s.latency}.`);
+    }
+    lines.push('- The ws column of the websocket rows is a plain `ws` echo server: the raw websocket floor.');
+    lines.push('');
+  }
+  if (results.warnings?.length) {
+    lines.push('## Warnings');
+    lines.push('');
+    for (const w of results.warnings) lines.push(`- ${w.scenario} / ${w.kind} / round ${w.round + 1}: ${w.message}`);
+    lines.push('');
+  }
+  if (results.errors.length) {
+    lines.push('## Errors');
+    lines.push('');
+    for (const e of results.errors) lines.push(`- ${e.scenario} / ${e.kind} / round ${e.round + 1}: ${e.message.split('\n')[0]}`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// SVG
+
+function escapeXml(s) {
+  return String(s).replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]);
+}
+
+/** Horizontal bars of ours/sockjs and ours/ws on a log scale, with 1× and each target marked. */
+function svg(results) {
+  const bars = [];
+  for (const s of results.scenarios) {
+    const metrics = s.measure === 'idle' ? (s.heartbeat ? ['cpuPerOp', 'heapPerSession', 'rssPerSession'] : ['heapPerSession', 'rssPerSession']) : ['cpuPerOp'];
+    for (const metric of metrics) {
+      const label = metric === 'cpuPerOp' ? (s.heartbeat ? `${s.title}: heartbeat CPU` : s.title) : `${s.title}: ${metric === 'heapPerSession' ? 'heap' : 'RSS'}`;
+      const target = results.targets.find((t) => t.scenario === s.id && t.metric === metric);
+      bars.push({ label, sockjs: s.ratios.sockjs?.[metric], ws: s.ratios.ws?.[metric], target: target?.max });
+    }
+  }
+  const lo = 1 / 16;
+  const hi = 16;
+  const left = 430;
+  const width = 1080;
+  const plotW = width - left - 160;
+  const valuesX = left + plotW + 20;
+  const rowH = 22;
+  const top = 70;
+  const height = top + bars.length * rowH + 50;
+  const x = (v) => left + ((Math.log(Math.min(Math.max(v, lo), hi)) - Math.log(lo)) / (Math.log(hi) - Math.log(lo))) * plotW;
+  const out = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
+  out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">sockjs-rx relative to sockjs 0.3.24 and ws: server CPU per operation and memory per session</text>`);
+  out.push(
+    `<text x="${width / 2}" y="40" text-anchor="middle" fill="#555">${escapeXml(`${results.date.slice(0, 10)}, ${results.mode} run, ${results.machine.cores} cores, Node ${results.machine.node}${results.pinned ? ', pinned' : ''}; medians over rounds, whiskers min–max; lower is better; log scale`)}</text>`,
+  );
+  out.push(`<text x="${valuesX}" y="${top - 12}" font-weight="bold">/sockjs</text>`);
+  out.push(`<text x="${valuesX + 95}" y="${top - 12}" font-weight="bold" fill="#777">/ws</text>`);
+  for (const tick of [1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16]) {
+    const tx = x(tick);
+    out.push(`<line x1="${tx}" y1="${top - 8}" x2="${tx}" y2="${top + bars.length * rowH}" stroke="${tick === 1 ? '#333' : '#ddd'}" stroke-width="${tick === 1 ? 1.5 : 1}"/>`);
+    out.push(`<text x="${tx}" y="${top + bars.length * rowH + 16}" text-anchor="middle" fill="#333">${tick < 1 ? `1/${1 / tick}` : tick}×</text>`);
+  }
+  bars.forEach((b, i) => {
+    const y = top + i * rowH;
+    if (i % 2 === 0) out.push(`<rect x="0" y="${y}" width="${width}" height="${rowH}" fill="#f6f6f6" fill-opacity="0.6"/>`);
+    out.push(`<text x="${left - 8}" y="${y + 15}" text-anchor="end">${escapeXml(b.label)}</text>`);
+    const base = x(1);
+    const bar = (r, dy, h, fill) => {
+      if (!r) return;
+      const vx = x(r.median);
+      out.push(`<rect x="${Math.min(base, vx)}" y="${y + dy}" width="${Math.max(1, Math.abs(vx - base))}" height="${h}" fill="${fill}"><title>${r.median.toFixed(3)} (${r.min.toFixed(3)}–${r.max.toFixed(3)})</title></rect>`);
+      out.push(`<line x1="${x(r.min)}" y1="${y + dy + h / 2}" x2="${x(r.max)}" y2="${y + dy + h / 2}" stroke="#222" stroke-width="1"/>`);
+    };
+    bar(b.sockjs, 3, b.ws ? 8 : 16, b.target && b.sockjs ? (b.sockjs.median <= b.target ? '#2e8b57' : '#d9534f') : '#4a78c2');
+    bar(b.ws, 12, 7, '#999999');
+    if (b.target) out.push(`<line x1="${x(b.target)}" y1="${y + 1}" x2="${x(b.target)}" y2="${y + rowH - 1}" stroke="#000" stroke-width="2" stroke-dasharray="3,2"/>`);
+    // The numbers too: bars past the ends of the scale are cut off there.
+    if (b.sockjs) out.push(`<text x="${valuesX}" y="${y + 15}">${b.sockjs.median.toFixed(2)}${b.target ? ` (≤ ${b.target})` : ''}</text>`);
+    if (b.ws) out.push(`<text x="${valuesX + 95}" y="${y + 15}" fill="#777">${b.ws.median < 100 ? b.ws.median.toFixed(2) : Math.round(b.ws.median)}</text>`);
+  });
+  const ly = height - 18;
+  out.push(`<rect x="${left}" y="${ly - 10}" width="12" height="10" fill="#2e8b57"/><text x="${left + 16}" y="${ly}">ours/sockjs, target met</text>`);
+  out.push(`<rect x="${left + 170}" y="${ly - 10}" width="12" height="10" fill="#d9534f"/><text x="${left + 186}" y="${ly}">target missed</text>`);
+  out.push(`<rect x="${left + 290}" y="${ly - 10}" width="12" height="10" fill="#4a78c2"/><text x="${left + 306}" y="${ly}">no target</text>`);
+  out.push(`<rect x="${left + 380}" y="${ly - 10}" width="12" height="10" fill="#999"/><text x="${left + 396}" y="${ly}">ours/ws</text>`);
+  out.push(`<line x1="${left - 120}" y1="${ly - 10}" x2="${left - 120}" y2="${ly}" stroke="#000" stroke-width="2" stroke-dasharray="3,2"/><text x="${left - 114}" y="${ly}">target</text>`);
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+function writeResults(results, dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const files = { json: path.join(dir, 'latest.json'), md: path.join(dir, 'latest.md'), svg: path.join(dir, 'latest.svg') };
+  fs.writeFileSync(files.json, `${JSON.stringify(results, null, 2)}\n`);
+  fs.writeFileSync(files.md, `${markdown(results)}\n`);
+  fs.writeFileSync(files.svg, `${svg(results)}\n`);
+  return files;
+}
+
+module.exports = { summarise, evaluateTargets, markdown, svg, writeResults, median, num };

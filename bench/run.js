@@ -1,0 +1,479 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * Benchmarks sockjs-rx side by side with sockjs 0.3.24 and a plain ws server.
+ *
+ *   node bench/run.js                  the full run (under 10 minutes)
+ *   node bench/run.js --quick          fewer rounds, shorter windows (under 2 minutes)
+ *   node bench/run.js --only=a,b       only the scenarios whose id starts with a or b
+ *   node bench/run.js --profile[=a,b]  profile ours (node --cpu-prof) on the scenarios given, or on
+ *                                      the worst ratios of bench/results/latest.json, and print
+ *                                      the functions with the most self time
+ *
+ * Each server runs in its own process, pinned to one core, the load generator in another, pinned
+ * to another core; scenarios run in interleaved rounds (ours, sockjs, ws; ours, sockjs, ws; …).
+ * The results go to bench/results/latest.{json,md,svg}.
+ */
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawnNode, killAll, hasTaskset, fileLimits } = require('./children');
+const { MODES, INFLIGHT, scenarios, TARGETS } = require('./scenarios');
+const { summarise, evaluateTargets, writeResults, num } = require('./report');
+const profile = require('./profile');
+
+const ROOT = path.resolve(__dirname, '..');
+const RESULTS = path.join(__dirname, 'results');
+const SERVER_CORE = 0;
+const GENERATOR_CORE = 1;
+
+function parseArgs(argv) {
+  const args = { quick: false, only: null, profile: null, rounds: null };
+  for (const arg of argv) {
+    const [name, value] = arg.split('=');
+    if (name === '--quick') args.quick = true;
+    else if (name === '--only') args.only = value.split(',');
+    else if (name === '--profile') args.profile = value ? value.split(',') : [];
+    else if (name === '--rounds') args.rounds = Number(value);
+    else if (name === '--help' || name === '-h') {
+      console.log(fs.readFileSync(__filename, 'utf8').split('*/')[0].replace(/^[^]*?\/\*\*/, '').replace(/^ \* ?/gm, ''));
+      process.exit(0);
+    } else throw new Error(`unknown argument ${arg}`);
+  }
+  return args;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function cpuModel() {
+  try {
+    const line = fs
+      .readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('model name'));
+    if (line) return line.split(':')[1].trim();
+  } catch {
+    // Not Linux: fall back to what Node knows.
+  }
+  return os.cpus()[0]?.model ?? 'unknown';
+}
+
+function version(pkg) {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(ROOT, pkg === 'ours' ? '' : `node_modules/${pkg}`, 'package.json'), 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+class Bench {
+  constructor(mode, env) {
+    this.mode = mode;
+    this.env = env;
+    this.generator = null;
+    this.errors = [];
+    this.warnings = [];
+    this.round = 0;
+  }
+
+  coreOf(role) {
+    if (!this.env.pinned) return null;
+    return role === 'server' ? SERVER_CORE : GENERATOR_CORE;
+  }
+
+  async startGenerator() {
+    const child = spawnNode('load generator', path.join(__dirname, 'load.js'), [], { core: this.coreOf('generator'), files: this.env.files.raiseTo });
+    await child.ready();
+    this.generator = child;
+  }
+
+  async restartGenerator() {
+    if (this.generator) await this.generator.stop(2000);
+    await this.startGenerator();
+  }
+
+  async startServer(kind, options = {}, nodeFlags = []) {
+    const child = spawnNode(`${kind} server`, path.join(__dirname, 'server.js'), [kind, JSON.stringify(options)], {
+      core: this.coreOf('server'),
+      files: this.env.files.raiseTo,
+      nodeFlags: ['--expose-gc', ...nodeFlags],
+    });
+    const { port } = await child.ready();
+    child.port = port;
+    return child;
+  }
+
+  /** Opens the sessions of `scenario` on `server`, as the load of `kind`. */
+  async setup(scenario, kind, server) {
+    await this.generator.request('setup', { key: kind, port: server.port, load: scenario.load(kind) }, 120000);
+  }
+
+  async teardown(kind) {
+    if (this.generator && !this.generator.exited) await this.generator.request('teardown', { key: kind }, 30000);
+  }
+
+  /**
+   * One round of a throughput scenario on sessions already set up: warm up, then measure a window.
+   * The window is the span between the server's two CPU samples, by its own clock; the generator
+   * counts the operations completed in that same span.
+   */
+  async throughputRound(kind, server, hooks = {}) {
+    const gen = this.generator;
+    const key = kind;
+    let cpu0;
+    let cpu1;
+    let collected;
+    try {
+      await gen.request('start', { key });
+      await sleep(this.mode.warmupMs);
+      cpu0 = await server.request('cpu');
+      await sleep(this.mode.windowMs);
+      cpu1 = await server.request('cpu');
+      collected = await gen.request('collect', { key, window: { from: cpu0.at, to: cpu1.at } });
+    } finally {
+      await gen.request('pause', { key }, 30000);
+    }
+    hooks.window?.(cpu0.at, cpu1.at);
+    const r = collected.result;
+    return {
+      ops: r.ops,
+      errors: r.errors,
+      seconds: r.seconds,
+      rate: r.ops / r.seconds,
+      p50: r.p50,
+      p99: r.p99,
+      cpuUs: cpu1.cpu - cpu0.cpu,
+      cpuPerOp: r.ops > 0 ? (cpu1.cpu - cpu0.cpu) / r.ops : null,
+    };
+  }
+
+  /**
+   * One round of an idle scenario on a fresh server: memory after a forced GC before and after
+   * opening the sessions, and with `heartbeat` the CPU they cost over a window. Stops the server.
+   */
+  async idleRound(scenario, kind, server, hooks = {}) {
+    const before = (await server.request('mem')).mem;
+    const n = scenario.sessions;
+    let result;
+    try {
+      await this.setup(scenario, kind, server);
+      await sleep(this.mode.idleSettleMs);
+      const after = (await server.request('mem', {}, 30000)).mem;
+      result = {
+        sessions: n,
+        heapPerSession: (after.heapUsed - before.heapUsed) / n,
+        rssPerSession: (after.rss - before.rss) / n,
+        externalPerSession: (after.external - before.external) / n,
+      };
+      if (scenario.heartbeat) {
+        const cpu0 = await server.request('cpu');
+        await sleep(this.mode.idleWindowMs);
+        const cpu1 = await server.request('cpu');
+        hooks.window?.(cpu0.at, cpu1.at);
+        const seconds = (cpu1.at - cpu0.at) / 1e6;
+        const { result: still } = await this.generator.request('collect', { key: kind });
+        result.cpuUs = cpu1.cpu - cpu0.cpu;
+        result.cpuPerOp = result.cpuUs / (n * seconds);
+        // Sessions the server closed in the window (a heartbeat answered too late) are worth knowing.
+        result.closed = n - still.open;
+        if (result.closed > 0) this.warn(scenario, kind, `${result.closed} of ${n} idle sessions were closed during the window`);
+      }
+    } finally {
+      // The server goes first: its sockets close under the generator, which then has little to do.
+      await server.stop();
+      await this.teardown(kind);
+    }
+    return result;
+  }
+
+  warn(scenario, kind, message) {
+    this.warnings.push({ scenario: scenario.id, kind, round: this.round, message });
+    console.error(`  ? ${scenario.id} ${kind} round ${this.round + 1}: ${message}`);
+  }
+
+  fail(scenario, kind, err) {
+    this.errors.push({ scenario: scenario.id, kind, round: this.round, message: String(err.stack || err) });
+    console.error(`  ! ${scenario.id} ${kind} round ${this.round + 1}: ${String(err.message || err).split('\n')[0]}`);
+  }
+
+  async runScenario(scenario) {
+    const rounds = Object.fromEntries(scenario.kinds.map((k) => [k, []]));
+    const rerun = () => new Array(scenario.fresh ? this.mode.idleRounds : this.mode.rounds).fill(null);
+    for (const kind of scenario.kinds) rounds[kind] = rerun();
+    if (scenario.fresh) {
+      for (this.round = 0; this.round < this.mode.idleRounds; this.round++) {
+        for (const kind of scenario.kinds) {
+          let server = null;
+          try {
+            server = await this.startServer(kind, scenario.serverOptions);
+            rounds[kind][this.round] = await this.idleRound(scenario, kind, server);
+          } catch (err) {
+            this.fail(scenario, kind, err);
+            await this.restartGenerator();
+          } finally {
+            if (server) server.kill();
+          }
+        }
+      }
+      return rounds;
+    }
+
+    // Every server keeps its sessions open through the rounds; the rounds take turns loading them.
+    let servers = {};
+    const dispose = async () => {
+      for (const kind of Object.keys(servers)) await this.teardown(kind).catch(() => {});
+      await Promise.all(Object.values(servers).map((s) => s.stop()));
+      servers = {};
+    };
+    // Nothing is measured while the servers start and the sessions open, so that goes in parallel.
+    const prepare = async () => {
+      const started = await Promise.allSettled(scenario.kinds.map((kind) => this.startServer(kind, scenario.serverOptions)));
+      scenario.kinds.forEach((kind, i) => {
+        if (started[i].status === 'fulfilled') servers[kind] = started[i].value;
+      });
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      await Promise.all(scenario.kinds.map((kind) => this.setup(scenario, kind, servers[kind])));
+    };
+    // One unmeasured pass per server first, so that round 1 does not pay for the JIT warming up.
+    const prewarm = async () => {
+      for (const kind of scenario.kinds) {
+        await this.generator.request('start', { key: kind });
+        await sleep(this.mode.prewarmMs);
+        await this.generator.request('pause', { key: kind }, 30000);
+      }
+    };
+    this.round = 0;
+    try {
+      await prepare();
+      await prewarm();
+      for (; this.round < this.mode.rounds; this.round++) {
+        for (const kind of scenario.kinds) {
+          try {
+            rounds[kind][this.round] = await this.throughputRound(kind, servers[kind]);
+            await sleep(20);
+          } catch (err) {
+            this.fail(scenario, kind, err);
+            // Start over from clean processes: whatever state the failure left is not measured.
+            for (const s of Object.values(servers)) s.kill();
+            servers = {};
+            await this.restartGenerator();
+            await prepare();
+            await prewarm();
+          }
+        }
+      }
+    } catch (err) {
+      this.fail(scenario, 'setup', err);
+      for (const s of Object.values(servers)) s.kill();
+      servers = {};
+      await this.restartGenerator();
+    } finally {
+      await dispose();
+    }
+    return rounds;
+  }
+}
+
+function describeRow(scenario, summary) {
+  const k = summary.kinds;
+  const show = (metric, unit) =>
+    scenario.kinds.map((kind) => `${kind} ${num(k[kind]?.[metric]?.median)}`).join(', ') +
+    ` ${unit}` +
+    (summary.ratios.sockjs?.[metric] ? `; ours/sockjs ${summary.ratios.sockjs[metric].median.toFixed(2)}` : '') +
+    (summary.ratios.ws?.[metric] ? `; ours/ws ${summary.ratios.ws[metric].median.toFixed(2)}` : '');
+  const parts = [];
+  if (scenario.measure === 'throughput') {
+    parts.push(`CPU ${show('cpuPerOp', 'µs/op')}`);
+    parts.push(`rate ${scenario.kinds.map((kind) => `${kind} ${num(k[kind]?.rate?.median)}`).join(', ')} /s`);
+    parts.push(`p99 ${scenario.kinds.map((kind) => `${kind} ${num(k[kind]?.p99?.median)}`).join(', ')} ms`);
+  } else {
+    parts.push(`heap ${show('heapPerSession', 'B/session')}`);
+    parts.push(`RSS ${show('rssPerSession', 'B/session')}`);
+    if (scenario.heartbeat) parts.push(`CPU ${show('cpuPerOp', 'µs/session-s')}`);
+  }
+  return parts.map((p) => `    ${p}`).join('\n');
+}
+
+function environment(mode) {
+  const cores = os.cpus().length;
+  const taskset = hasTaskset();
+  const pinned = cores >= 2 && taskset;
+  const pinReason = pinned ? null : cores < 2 ? 'fewer than 2 cores' : 'taskset not found';
+  const limits = fileLimits();
+  // A generator or server holding N sessions needs N descriptors, and some to spare.
+  const needed = Math.max(mode.idleLarge, mode.idleSmall) + 1024;
+  let raiseTo = null;
+  let idleCap = Infinity;
+  let note = `soft limit ${limits.soft}, enough`;
+  if (limits.soft < needed) {
+    if (limits.hard >= needed) {
+      raiseTo = needed;
+      note = `soft limit ${limits.soft} raised to ${needed} in each child with \`ulimit -n\` (hard limit ${limits.hard})`;
+    } else {
+      raiseTo = limits.hard;
+      idleCap = limits.hard - 1024;
+      note = `hard limit ${limits.hard} is below ${needed}: idle session counts capped at ${idleCap}`;
+    }
+  }
+  return {
+    pinned,
+    pinReason,
+    taskset,
+    files: { ...limits, raiseTo, idleCap, note },
+    machine: {
+      cores,
+      cpuModel: cpuModel(),
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      platform: `${os.type()} ${os.release()} ${os.arch()}`,
+      node: process.version,
+    },
+  };
+}
+
+function select(list, only) {
+  if (!only || only.length === 0) return list;
+  return list.filter((s) => only.some((prefix) => s.id.startsWith(prefix)));
+}
+
+async function benchmark(args, mode, env) {
+  const all = scenarios(mode, { idleCap: env.files.idleCap });
+  const chosen = select(all, args.only);
+  const bench = new Bench(mode, env);
+  await bench.startGenerator();
+  const started = Date.now();
+  const summaries = [];
+  for (const scenario of chosen) {
+    const t0 = Date.now();
+    const rounds = await bench.runScenario(scenario);
+    const summary = summarise(rounds);
+    summaries.push({
+      id: scenario.id,
+      title: scenario.title,
+      op: scenario.op,
+      measure: scenario.measure,
+      heartbeat: !!scenario.heartbeat,
+      note: scenario.note,
+      latency: scenario.latency,
+      serverOptions: scenario.serverOptions ?? {},
+      load: scenario.load('ours'),
+      rounds,
+      ...summary,
+    });
+    console.log(`  ${scenario.id} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n${describeRow(scenario, summary)}`);
+  }
+  await bench.generator.stop();
+  const results = {
+    date: new Date().toISOString(),
+    mode: args.quick ? 'quick' : 'full',
+    durationSeconds: (Date.now() - started) / 1000,
+    machine: env.machine,
+    versions: { ours: version('ours'), sockjs: version('sockjs'), ws: version('ws') },
+    pinned: env.pinned,
+    pinReason: env.pinReason,
+    cores: env.pinned ? { server: SERVER_CORE, generator: GENERATOR_CORE } : null,
+    files: env.files,
+    config: { ...mode, inflightPerSession: INFLIGHT },
+    scenarios: summaries,
+    errors: bench.errors,
+    warnings: bench.warnings,
+  };
+  results.targets = evaluateTargets(TARGETS, results);
+  const files = writeResults(results, RESULTS);
+  console.log(`\nTargets (ours/sockjs, median of rounds):`);
+  for (const t of results.targets.filter((x) => x.status !== 'not measured')) console.log(`  ${t.status.padEnd(6)} ${(t.ratio === null ? '–' : t.ratio.toFixed(2)).padStart(5)} ≤ ${t.max}  ${t.target}: ${t.title}`);
+  console.log(`\nDone in ${results.durationSeconds.toFixed(0)} s, ${bench.errors.length} errors. Wrote ${Object.values(files).map((f) => path.relative(process.cwd(), f)).join(', ')}`);
+  return bench.errors.length ? 1 : 0;
+}
+
+/** The scenarios with the worst CPU ratios in the latest results, worst first. */
+function worstScenarios(all, n = 4) {
+  const file = path.join(RESULTS, 'latest.json');
+  if (!fs.existsSync(file)) return all.filter((s) => s.measure === 'throughput').slice(0, n).map((s) => s.id);
+  const latest = JSON.parse(fs.readFileSync(file, 'utf8'));
+  return latest.scenarios
+    .filter((s) => s.ratios?.sockjs?.cpuPerOp && all.some((x) => x.id === s.id))
+    .sort((a, b) => b.ratios.sockjs.cpuPerOp.median - a.ratios.sockjs.cpuPerOp.median)
+    .slice(0, n)
+    .map((s) => s.id);
+}
+
+async function profileRuns(args, mode, env) {
+  const all = scenarios(mode, { idleCap: env.files.idleCap });
+  const ids = args.profile.length ? select(all, args.profile).map((s) => s.id) : worstScenarios(all);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockjs-rx-bench-profile-'));
+  // A longer window than a round's, for enough samples.
+  const profileMode = { ...mode, windowMs: Math.max(3000, mode.windowMs), idleWindowMs: Math.max(4000, mode.idleWindowMs) };
+  const bench = new Bench(profileMode, env);
+  await bench.startGenerator();
+  console.log(`Profiling ours (node --cpu-prof) on: ${ids.join(', ')}\nProfiles under ${dir}\n`);
+  for (const id of ids) {
+    const scenario = all.find((s) => s.id === id);
+    const sub = path.join(dir, id);
+    fs.mkdirSync(sub);
+    let window = {};
+    const server = await bench.startServer('ours', scenario.serverOptions, ['--cpu-prof', `--cpu-prof-dir=${sub}`, '--cpu-prof-interval=200']);
+    const hooks = { window: (from, to) => (window = { from, to }) };
+    try {
+      let result;
+      if (scenario.measure === 'idle') result = await bench.idleRound(scenario, 'ours', server, hooks);
+      else {
+        await bench.setup(scenario, 'ours', server);
+        result = await bench.throughputRound('ours', server, hooks);
+        await bench.teardown('ours');
+      }
+      await server.stop();
+      const [file] = fs.readdirSync(sub).filter((f) => f.endsWith('.cpuprofile'));
+      console.log(`${scenario.title} (${id}): ${scenario.measure === 'throughput' ? `${num(result.rate)} ops/s, ` : ''}${num(result.cpuPerOp)} µs/op`);
+      if (!file) console.log('  no profile was written');
+      else console.log(`${profile.format(profile.analyse(path.join(sub, file), window))}\n  ${path.join(sub, file)}\n`);
+    } catch (err) {
+      console.error(`  ! ${id}: ${err.message}`);
+      server.kill();
+      await bench.restartGenerator();
+    }
+  }
+  await bench.generator.stop();
+  return 0;
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const mode = { ...(args.quick ? MODES.quick : MODES.full) };
+  if (args.rounds) mode.rounds = mode.idleRounds = args.rounds;
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  const env = environment(mode);
+  const m = env.machine;
+  console.log(`sockjs-rx benchmark (${args.profile ? 'profile' : args.quick ? 'quick' : 'full'}): ${m.cores} cores, ${m.cpuModel}, Node ${m.node}`);
+  console.log(
+    env.pinned
+      ? `Pinned with taskset: servers on core ${SERVER_CORE}, load generator on core ${GENERATOR_CORE}`
+      : `Not pinned: ${env.pinReason}`,
+  );
+  console.log(`Open files: ${env.files.note}`);
+  console.log(
+    `${mode.rounds} interleaved rounds (${mode.idleRounds} of the idle scenarios), ${mode.warmupMs} ms warm-up, ${mode.windowMs} ms window\n`,
+  );
+  return args.profile ? profileRuns(args, mode, env) : benchmark(args, mode, env);
+}
+
+// A hung child or a lost IPC answer must not keep the run alive forever.
+const WATCHDOG_MS = 15 * 60 * 1000;
+const watchdog = setTimeout(() => {
+  console.error(`bench: still running after ${WATCHDOG_MS / 60000} minutes; giving up`);
+  killAll();
+  process.exit(2);
+}, WATCHDOG_MS);
+watchdog.unref();
+
+main().then(
+  (code) => {
+    killAll();
+    process.exitCode = code;
+  },
+  (err) => {
+    console.error(err.stack || err);
+    killAll();
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,171 @@
+'use strict';
+/**
+ * What the benchmark measures: the scenarios, the two run modes and the issue's targets.
+ *
+ * A scenario names the servers it runs (`kinds`), the load the generator applies to each
+ * (`load(kind)`), the server options, and how it is measured:
+ *   throughput  warm up, then count operations, latency and server CPU over a window
+ *   idle        open sessions and leave them: memory per session after a forced GC, and with
+ *               `heartbeat` the server CPU they cost over a window
+ * `fresh` scenarios get a new server process per run, so that memory starts from the same place.
+ */
+
+const MODES = {
+  quick: {
+    rounds: 3,
+    idleRounds: 2,
+    prewarmMs: 150,
+    warmupMs: 100,
+    windowMs: 200,
+    idleSettleMs: 200,
+    idleWindowMs: 1000,
+    idleLarge: 1000,
+    idleSmall: 500,
+  },
+  full: {
+    rounds: 5,
+    idleRounds: 3,
+    prewarmMs: 700,
+    warmupMs: 300,
+    windowMs: 1000,
+    idleSettleMs: 1000,
+    idleWindowMs: 3000,
+    idleLarge: 10000,
+    idleSmall: 1000,
+  },
+};
+
+/** Messages each websocket session keeps outstanding in the echo scenarios. */
+const INFLIGHT = 4;
+
+const size = (bytes) => (bytes >= 1024 ? `${bytes / 1024} KB` : `${bytes} B`);
+const count = (n) => n.toLocaleString('en-US');
+const plural = (n, word) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * @param {typeof MODES.quick} mode
+ * @param {{ idleCap: number }} limits the most sessions one process may hold open (descriptors)
+ */
+function scenarios(mode, limits) {
+  const span = mode.warmupMs + mode.windowMs + 5000;
+  const bounded = (load) => ({ maxMs: span, maxOps: 5e6, ...load });
+  const list = [];
+
+  for (const framed of [true, false]) {
+    for (const sessions of [1, 100, 1000]) {
+      for (const bytes of [32, 4096]) {
+        const name = framed ? 'websocket' : 'raw websocket';
+        list.push({
+          id: `${framed ? 'websocket' : 'raw-websocket'}-${sessions}-${bytes}`,
+          title: `${name} echo, ${plural(sessions, 'session')}, ${size(bytes)}`,
+          op: 'message',
+          measure: 'throughput',
+          kinds: framed ? ['ours', 'sockjs'] : ['ours', 'sockjs', 'ws'],
+          load: () => bounded({ type: 'wsEcho', framed, sessions, size: bytes, inflight: INFLIGHT }),
+        });
+      }
+    }
+  }
+
+  list.push(
+    {
+      id: 'xhr-streaming-push',
+      title: 'xhr-streaming push, 10 sessions, 32 B',
+      op: 'message',
+      latency: 'a batch of 100 pushed messages, from the request to the last message',
+      measure: 'throughput',
+      kinds: ['ours', 'sockjs'],
+      load: () => bounded({ type: 'xhrStreamingPush', sessions: 10, size: 32, batch: 100, inflight: 2 }),
+    },
+    {
+      id: 'xhr-send',
+      title: 'xhr_send, 10 sessions × 4 in flight, 32 B',
+      op: 'request',
+      measure: 'throughput',
+      kinds: ['ours', 'sockjs'],
+      load: () => bounded({ type: 'xhrSend', sessions: 10, size: 32, inflight: 4 }),
+    },
+    {
+      id: 'xhr-polling',
+      title: 'xhr-polling round trip, 100 sessions, 32 B',
+      op: 'round trip',
+      measure: 'throughput',
+      kinds: ['ours', 'sockjs'],
+      load: () => bounded({ type: 'xhrPolling', sessions: 100, size: 32 }),
+    },
+    {
+      id: 'new-websocket',
+      title: 'new sessions, websocket (open until o, close), 8 at a time',
+      op: 'session',
+      measure: 'throughput',
+      kinds: ['ours', 'sockjs', 'ws'],
+      load: (kind) => bounded({ type: 'newSessions', transport: 'websocket', framed: kind !== 'ws', concurrency: 8, maxOps: 20000 }),
+    },
+    {
+      id: 'new-xhr',
+      title: 'new sessions, xhr (poll answered o), 8 at a time',
+      op: 'session',
+      note: 'disconnect_delay 200 ms, so that abandoned sessions expire inside the window',
+      measure: 'throughput',
+      kinds: ['ours', 'sockjs'],
+      serverOptions: { disconnect_delay: 200 },
+      load: () => bounded({ type: 'newSessions', transport: 'xhr', concurrency: 8, maxOps: 50000 }),
+    },
+  );
+
+  const small = Math.min(mode.idleSmall, limits.idleCap);
+  const large = Math.min(mode.idleLarge, limits.idleCap);
+  list.push(
+    {
+      id: 'idle-websocket-small',
+      title: `idle websocket sessions, ${count(small)}`,
+      op: 'session',
+      measure: 'idle',
+      fresh: true,
+      sessions: small,
+      kinds: ['ours', 'sockjs', 'ws'],
+      load: (kind) => ({ type: 'idleSessions', transport: 'websocket', framed: kind !== 'ws', sessions: small }),
+    },
+    {
+      id: 'idle-websocket-large',
+      title: `idle websocket sessions, ${count(large)}, heartbeat_delay 1000 ms`,
+      op: 'session-second',
+      note: 'CPU per operation is per session per second: one heartbeat each',
+      measure: 'idle',
+      heartbeat: true,
+      fresh: true,
+      sessions: large,
+      kinds: ['ours', 'sockjs', 'ws'],
+      serverOptions: { heartbeat_delay: 1000 },
+      load: (kind) => ({ type: 'idleSessions', transport: 'websocket', framed: kind !== 'ws', sessions: large }),
+    },
+    {
+      id: 'idle-xhr-streaming',
+      title: `idle xhr-streaming sessions, ${count(small)}`,
+      op: 'session',
+      measure: 'idle',
+      fresh: true,
+      sessions: small,
+      kinds: ['ours', 'sockjs'],
+      load: () => ({ type: 'idleSessions', transport: 'xhr-streaming', sessions: small }),
+    },
+  );
+  return list;
+}
+
+/** The issue's targets: ours/sockjs, median over rounds, at most `max`. */
+const TARGETS = [
+  { name: 'websocket 32 B, server CPU per message', metric: 'cpuPerOp', max: 0.85, scenarios: ['websocket-1-32', 'websocket-100-32', 'websocket-1000-32'] },
+  { name: 'websocket 4 KB, server CPU per message', metric: 'cpuPerOp', max: 0.5, scenarios: ['websocket-1-4096', 'websocket-100-4096', 'websocket-1000-4096'] },
+  { name: 'raw websocket 4 KB, server CPU per message', metric: 'cpuPerOp', max: 0.4, scenarios: ['raw-websocket-1-4096', 'raw-websocket-100-4096', 'raw-websocket-1000-4096'] },
+  { name: 'xhr-streaming push, server CPU per message', metric: 'cpuPerOp', max: 0.5, scenarios: ['xhr-streaming-push'] },
+  { name: 'xhr_send, server CPU per request', metric: 'cpuPerOp', max: 0.6, scenarios: ['xhr-send'] },
+  { name: 'xhr-polling, server CPU per round trip', metric: 'cpuPerOp', max: 0.6, scenarios: ['xhr-polling'] },
+  { name: 'new sessions, websocket, server CPU per session', metric: 'cpuPerOp', max: 0.8, scenarios: ['new-websocket'] },
+  { name: 'new sessions, xhr, server CPU per session', metric: 'cpuPerOp', max: 0.7, scenarios: ['new-xhr'] },
+  { name: 'heap per idle websocket session', metric: 'heapPerSession', max: 0.5, scenarios: ['idle-websocket-small', 'idle-websocket-large'] },
+  { name: 'RSS per idle websocket session', metric: 'rssPerSession', max: 0.6, scenarios: ['idle-websocket-small', 'idle-websocket-large'] },
+  { name: 'heartbeat CPU, idle websocket sessions', metric: 'cpuPerOp', max: 0.7, scenarios: ['idle-websocket-large'] },
+];
+
+module.exports = { MODES, INFLIGHT, scenarios, TARGETS };

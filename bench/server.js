@@ -1,0 +1,125 @@
+'use strict';
+/**
+ * One server under test, run as a child of bench/run.js:
+ *
+ *   node --expose-gc bench/server.js <ours|sockjs|ws> '<json options>'
+ *
+ * Serves an echo service on 127.0.0.1, port 0, under /echo. The SockJS servers (ours from dist/
+ * and sockjs 0.3.24) get the same code through the sockjs API; `ws` is a plain WebSocket echo on
+ * /echo/websocket, the floor for the websocket path.
+ *
+ * The echo service also takes two commands, so that one service covers every scenario:
+ *   `!push <n> <size>`  writes n messages of size bytes back (server push)
+ *   `!sink...`          is dropped (the cost of receiving alone)
+ *
+ * It talks to the parent over IPC: `ready` with the port once listening, then answers
+ * `cpu` (process.cpuUsage()), `mem` (memoryUsage() after a forced GC), `stats` (open connections)
+ * and `exit` (a clean exit, so that --cpu-prof writes its profile).
+ */
+const http = require('http');
+const path = require('path');
+
+const kind = process.argv[2];
+const options = JSON.parse(process.argv[3] || '{}');
+
+let open = 0;
+const pushPayloads = new Map();
+
+function payloadOf(size) {
+  let payload = pushPayloads.get(size);
+  if (payload === undefined) {
+    payload = 'y'.repeat(size);
+    pushPayloads.set(size, payload);
+  }
+  return payload;
+}
+
+function command(conn, message) {
+  if (message.startsWith('!push ')) {
+    const [, n, size] = message.split(' ');
+    const count = Math.min(Number(n) || 0, 100000);
+    const payload = payloadOf(Math.min(Number(size) || 1, 1 << 20));
+    for (let i = 0; i < count; i++) conn.write(payload);
+  }
+  // `!sink` and unknown commands are dropped.
+}
+
+function sockjsEcho(conn) {
+  open++;
+  conn.on('data', (message) => {
+    if (message.charCodeAt(0) === 0x21) command(conn, message);
+    else conn.write(message);
+  });
+  conn.on('close', () => open--);
+}
+
+function serve(server) {
+  if (kind === 'ours' || kind === 'sockjs') {
+    const sockjs = kind === 'ours' ? require(path.join(__dirname, '..', 'dist')) : require('sockjs');
+    const service = sockjs.createServer({
+      log: () => {},
+      heartbeat_delay: options.heartbeat_delay ?? 25000,
+      disconnect_delay: options.disconnect_delay ?? 5000,
+      response_limit: options.response_limit ?? 128 * 1024,
+    });
+    service.on('connection', sockjsEcho);
+    service.installHandlers(server, { prefix: '/echo' });
+    return;
+  }
+  if (kind === 'ws') {
+    const { WebSocketServer } = require('ws');
+    const wss = new WebSocketServer({ server, path: '/echo/websocket', perMessageDeflate: false, clientTracking: false });
+    wss.on('connection', (ws) => {
+      open++;
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+      ws.on('close', () => open--);
+    });
+    server.on('request', (req, res) => {
+      res.writeHead(404);
+      res.end();
+    });
+    return;
+  }
+  throw new Error(`unknown server kind ${kind}`);
+}
+
+function memory() {
+  if (typeof global.gc !== 'function') return null;
+  // Twice: the first pass finalises what the second frees.
+  global.gc();
+  global.gc();
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+}
+
+function answer(message) {
+  switch (message.cmd) {
+    case 'cpu': {
+      const cpu = process.cpuUsage();
+      return { cpu: cpu.user + cpu.system, at: Number(process.hrtime.bigint() / 1000n) };
+    }
+    case 'mem':
+      return { mem: memory() };
+    case 'stats':
+      return { open };
+    default:
+      return { error: `unknown command ${message.cmd}` };
+  }
+}
+
+process.on('message', (message) => {
+  if (message.cmd === 'exit') {
+    process.send({ id: message.id }, () => process.exit(0));
+    return;
+  }
+  process.send({ id: message.id, ...answer(message) });
+});
+// The parent going away ends the server too: no strays.
+process.on('disconnect', () => process.exit(0));
+
+const server = http.createServer();
+server.keepAliveTimeout = 60000;
+serve(server);
+server.listen(0, '127.0.0.1', () => {
+  process.send({ type: 'ready', port: server.address().port, pid: process.pid });
+});
