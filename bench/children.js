@@ -130,11 +130,11 @@ function withTimeout(promise, ms, what) {
  * `files` raises the soft descriptor limit (up to the hard one) with `ulimit -n` in a shell that
  * then execs the child, so the pid is the node process itself.
  */
-function spawnNode(name, script, args, { core = null, files = null, nodeFlags = [] } = {}) {
+function spawnNode(name, script, args, { core = null, files = null, nodeFlags = [], env = {} } = {}) {
   let command = [process.execPath, ...nodeFlags, script, ...args];
   if (core !== null) command = ['taskset', '-c', String(core), ...command];
   if (files !== null) command = ['sh', '-c', `ulimit -n ${files} && exec "$@"`, 'sh', ...command];
-  const proc = spawn(command[0], command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = spawn(command[0], command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
   return new Child(name, proc);
 }
 

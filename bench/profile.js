@@ -9,21 +9,22 @@ const path = require('path');
 const ROOT = path.resolve(__dirname, '..');
 
 /** Where a function lives: our dist/, a package, Node's internals, or V8's pseudo-frames. */
-function place(url) {
+function place(url, ours) {
   if (!url) return 'v8';
   const file = url.replace(/^file:\/\//, '');
   const pkg = file.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//);
   if (pkg) return pkg[1];
-  if (file.startsWith(path.join(ROOT, 'dist'))) return 'sockjs-rx';
+  if (file.startsWith(path.join(ROOT, 'dist')) || (ours && file.startsWith(ours))) return 'sockjs-rx';
   if (file.startsWith(ROOT)) return 'bench';
   if (file.startsWith('node:')) return 'node';
   return 'other';
 }
 
-function shortUrl(url) {
+function shortUrl(url, ours) {
   const file = url.replace(/^file:\/\//, '');
   const pkg = file.match(/node_modules\/(.*)$/);
   if (pkg) return pkg[1];
+  if (ours && file.startsWith(ours)) return path.join('dist', path.relative(ours, file));
   if (file.startsWith(ROOT)) return path.relative(ROOT, file);
   return file;
 }
@@ -31,8 +32,9 @@ function shortUrl(url) {
 /**
  * @param {string} file a .cpuprofile
  * @param {{ from?: number, to?: number }} window µs; samples outside it are left out
+ * @param {string} [ours] where the profiled copy of dist/ was, to name its files dist/…
  */
-function analyse(file, window = {}) {
+function analyse(file, window = {}, ours = null) {
   const profile = JSON.parse(fs.readFileSync(file, 'utf8'));
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map();
@@ -58,9 +60,9 @@ function analyse(file, window = {}) {
       continue;
     }
     total += next;
-    const key = frame.url ? `${name} ${shortUrl(frame.url)}:${frame.lineNumber + 1}` : name;
+    const key = frame.url ? `${name} ${shortUrl(frame.url, ours)}:${frame.lineNumber + 1}` : name;
     self.set(key, (self.get(key) || 0) + next);
-    const where = frame.url ? place(frame.url) : name.startsWith('(') ? name : 'v8';
+    const where = frame.url ? place(frame.url, ours) : name.startsWith('(') ? name : 'v8';
     places.set(where, (places.get(where) || 0) + next);
   }
   const rank = (map) =>

@@ -103,7 +103,9 @@ function markdown(results) {
   lines.push('');
   lines.push(`- Date: ${results.date}`);
   lines.push(`- Machine: ${m.cores} cores, ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}`);
-  lines.push(`- Node ${m.node}; servers: sockjs-rx ${results.versions.ours}, sockjs ${results.versions.sockjs}, ws ${results.versions.ws}`);
+  lines.push(
+    `- Node ${m.node}; servers: sockjs-rx ${results.versions.ours} (commit ${results.commit}), sockjs ${results.versions.sockjs}, ws ${results.versions.ws}`,
+  );
   lines.push(
     `- Pinned: ${results.pinned ? `yes, server on core ${results.cores.server}, load generator on core ${results.cores.generator} (taskset)` : `no (${results.pinReason})`}`,
   );
@@ -113,7 +115,10 @@ function markdown(results) {
   );
   lines.push(`- Websocket echo: ${c.inflightPerSession} messages in flight per session`);
   lines.push(`- Open files per process: ${results.files.note}`);
-  lines.push(`- Rerun: \`node bench/run.js${results.mode === 'quick' ? ' --quick' : ''}\``);
+  lines.push(`- Rerun: \`node bench/run.js${results.mode === 'quick' ? ' --quick' : ''}\` (see bench/README.md)`);
+  if (results.mode === 'quick') {
+    lines.push('- Quick mode: short windows and fewer idle sessions than the targets name; the full run is the one to judge them by');
+  }
   lines.push('');
   lines.push('Cells are the median over rounds, with (min–max). Ratios are taken within each round (ours ÷ other), then the median of those.');
   lines.push('Server CPU is the server process\'s user + system time over the measured window, divided by the operations done in it.');

@@ -9,11 +9,13 @@
  *   node bench/run.js --profile[=a,b]  profile ours (node --cpu-prof) on the scenarios given, or on
  *                                      the worst ratios of bench/results/latest.json, and print
  *                                      the functions with the most self time
+ *   --profile-server=sockjs            profile that server instead, for comparison
  *
  * Each server runs in its own process, pinned to one core, the load generator in another, pinned
  * to another core; scenarios run in interleaved rounds (ours, sockjs, ws; ours, sockjs, ws; …).
  * The results go to bench/results/latest.{json,md,svg}.
  */
+const { execFileSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -28,13 +30,14 @@ const SERVER_CORE = 0;
 const GENERATOR_CORE = 1;
 
 function parseArgs(argv) {
-  const args = { quick: false, only: null, profile: null, rounds: null };
+  const args = { quick: false, only: null, profile: null, rounds: null, profileServer: 'ours' };
   for (const arg of argv) {
     const [name, value] = arg.split('=');
     if (name === '--quick') args.quick = true;
     else if (name === '--only') args.only = value.split(',');
     else if (name === '--profile') args.profile = value ? value.split(',') : [];
     else if (name === '--rounds') args.rounds = Number(value);
+    else if (name === '--profile-server') args.profileServer = value;
     else if (name === '--help' || name === '-h') {
       console.log(fs.readFileSync(__filename, 'utf8').split('*/')[0].replace(/^[^]*?\/\*\*/, '').replace(/^ \* ?/gm, ''));
       process.exit(0);
@@ -87,13 +90,23 @@ class Bench {
     this.generator = child;
   }
 
+  /** A few tries, a little apart: a dependency being reinstalled under the run comes back. */
   async restartGenerator() {
     if (this.generator) await this.generator.stop(2000);
-    await this.startGenerator();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.startGenerator();
+        return;
+      } catch (err) {
+        if (attempt === 5) throw err;
+        await sleep(2000 * attempt);
+      }
+    }
   }
 
   async startServer(kind, options = {}, nodeFlags = []) {
     const child = spawnNode(`${kind} server`, path.join(__dirname, 'server.js'), [kind, JSON.stringify(options)], {
+      env: { BENCH_OURS: this.env.ours, NODE_PATH: path.join(ROOT, 'node_modules') },
       core: this.coreOf('server'),
       files: this.env.files.raiseTo,
       nodeFlags: ['--expose-gc', ...nodeFlags],
@@ -331,6 +344,27 @@ function environment(mode) {
   };
 }
 
+/**
+ * A copy of dist/ for the whole run, so that a rebuild during the run cannot change ours between
+ * rounds (nor catch a server starting while files are half written). It is removed on exit.
+ */
+function snapshotDist() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockjs-rx-bench-dist-'));
+  fs.cpSync(path.join(ROOT, 'dist'), dir, { recursive: true });
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function commit() {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'lib'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${head} (lib/ modified)` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
 function select(list, only) {
   if (!only || only.length === 0) return list;
   return list.filter((s) => only.some((prefix) => s.id.startsWith(prefix)));
@@ -345,7 +379,14 @@ async function benchmark(args, mode, env) {
   const summaries = [];
   for (const scenario of chosen) {
     const t0 = Date.now();
-    const rounds = await bench.runScenario(scenario);
+    let rounds;
+    try {
+      rounds = await bench.runScenario(scenario);
+    } catch (err) {
+      // Even a generator that cannot be restarted leaves the results so far worth writing.
+      bench.fail(scenario, 'run', err);
+      break;
+    }
     const summary = summarise(rounds);
     summaries.push({
       id: scenario.id,
@@ -362,13 +403,14 @@ async function benchmark(args, mode, env) {
     });
     console.log(`  ${scenario.id} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n${describeRow(scenario, summary)}`);
   }
-  await bench.generator.stop();
+  if (bench.generator) await bench.generator.stop();
   const results = {
     date: new Date().toISOString(),
     mode: args.quick ? 'quick' : 'full',
     durationSeconds: (Date.now() - started) / 1000,
     machine: env.machine,
     versions: { ours: version('ours'), sockjs: version('sockjs'), ws: version('ws') },
+    commit: env.commit,
     pinned: env.pinned,
     pinReason: env.pinReason,
     cores: env.pinned ? { server: SERVER_CORE, generator: GENERATOR_CORE } : null,
@@ -406,27 +448,36 @@ async function profileRuns(args, mode, env) {
   const profileMode = { ...mode, windowMs: Math.max(3000, mode.windowMs), idleWindowMs: Math.max(4000, mode.idleWindowMs) };
   const bench = new Bench(profileMode, env);
   await bench.startGenerator();
-  console.log(`Profiling ours (node --cpu-prof) on: ${ids.join(', ')}\nProfiles under ${dir}\n`);
+  const kind = args.profileServer;
+  console.log(`Profiling ${kind} (node --cpu-prof) on: ${ids.join(', ')}\nProfiles under ${dir}\n`);
   for (const id of ids) {
     const scenario = all.find((s) => s.id === id);
     const sub = path.join(dir, id);
     fs.mkdirSync(sub);
     let window = {};
-    const server = await bench.startServer('ours', scenario.serverOptions, ['--cpu-prof', `--cpu-prof-dir=${sub}`, '--cpu-prof-interval=200']);
+    if (!scenario.kinds.includes(kind)) {
+      console.log(`${id}: ${kind} does not take part\n`);
+      continue;
+    }
+    const server = await bench.startServer(kind, scenario.serverOptions, ['--cpu-prof', `--cpu-prof-dir=${sub}`, '--cpu-prof-interval=200']);
     const hooks = { window: (from, to) => (window = { from, to }) };
     try {
       let result;
-      if (scenario.measure === 'idle') result = await bench.idleRound(scenario, 'ours', server, hooks);
+      if (scenario.measure === 'idle') result = await bench.idleRound(scenario, kind, server, hooks);
       else {
-        await bench.setup(scenario, 'ours', server);
-        result = await bench.throughputRound('ours', server, hooks);
-        await bench.teardown('ours');
+        await bench.setup(scenario, kind, server);
+        // Warm the JIT up first: the profile is of the steady state.
+        await bench.generator.request('start', { key: kind });
+        await sleep(1000);
+        await bench.generator.request('pause', { key: kind }, 30000);
+        result = await bench.throughputRound(kind, server, hooks);
+        await bench.teardown(kind);
       }
       await server.stop();
       const [file] = fs.readdirSync(sub).filter((f) => f.endsWith('.cpuprofile'));
       console.log(`${scenario.title} (${id}): ${scenario.measure === 'throughput' ? `${num(result.rate)} ops/s, ` : ''}${num(result.cpuPerOp)} µs/op`);
       if (!file) console.log('  no profile was written');
-      else console.log(`${profile.format(profile.analyse(path.join(sub, file), window))}\n  ${path.join(sub, file)}\n`);
+      else console.log(`${profile.format(profile.analyse(path.join(sub, file), window, env.ours))}\n  ${path.join(sub, file)}\n`);
     } catch (err) {
       console.error(`  ! ${id}: ${err.message}`);
       server.kill();
@@ -443,6 +494,8 @@ async function main() {
   if (args.rounds) mode.rounds = mode.idleRounds = args.rounds;
   if (!fs.existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first');
   const env = environment(mode);
+  env.ours = snapshotDist();
+  env.commit = commit();
   const m = env.machine;
   console.log(`sockjs-rx benchmark (${args.profile ? 'profile' : args.quick ? 'quick' : 'full'}): ${m.cores} cores, ${m.cpuModel}, Node ${m.node}`);
   console.log(

@@ -53,9 +53,17 @@ function sockjsEcho(conn) {
   conn.on('close', () => open--);
 }
 
+/**
+ * sockjs-rx from the run's copy of dist/ (BENCH_OURS), else from dist/. The copy lives outside
+ * the repository; NODE_PATH points its own dependencies at the repository's node_modules.
+ */
+function loadOurs() {
+  return require(process.env.BENCH_OURS || path.join(__dirname, '..', 'dist'));
+}
+
 function serve(server) {
   if (kind === 'ours' || kind === 'sockjs') {
-    const sockjs = kind === 'ours' ? require(path.join(__dirname, '..', 'dist')) : require('sockjs');
+    const sockjs = kind === 'ours' ? loadOurs() : require('sockjs');
     const service = sockjs.createServer({
       log: () => {},
       heartbeat_delay: options.heartbeat_delay ?? 25000,
