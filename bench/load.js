@@ -290,6 +290,8 @@ function wsEcho(target, p) {
     },
     start() {
       meter.reset();
+      // Budgets are per round: the sessions stay, the counts start again.
+      sent = 0;
       running = true;
       stopTimer = setTimeout(() => (running = false), p.maxMs);
       for (let i = 0; i < p.inflight; i++) for (const s of sessions) send(s);
@@ -354,6 +356,8 @@ function xhrStreamingPush(target, p) {
     },
     start() {
       meter.reset();
+      // Budgets are per round: the sessions stay, the counts start again.
+      requested = 0;
       running = true;
       stopTimer = setTimeout(() => (running = false), p.maxMs);
       for (let i = 0; i < p.inflight; i++) for (const s of sessions) ask(s);
@@ -414,6 +418,8 @@ function xhrSend(target, p) {
     },
     start() {
       meter.reset();
+      // Budgets are per round: the sessions stay, the counts start again.
+      sent = 0;
       running = true;
       stopTimer = setTimeout(() => (running = false), p.maxMs);
       for (let i = 0; i < p.inflight; i++) for (const s of sessions) send(s);
@@ -488,6 +494,8 @@ function xhrPolling(target, p) {
     },
     start() {
       meter.reset();
+      // Budgets are per round: the sessions stay, the counts start again.
+      sent = 0;
       running = true;
       stopTimer = setTimeout(() => (running = false), p.maxMs);
       for (const s of sessions) send(s);
@@ -550,6 +558,8 @@ function newSessions(target, p) {
     async setup() {},
     start() {
       meter.reset();
+      // Budgets are per round: the sessions stay, the counts start again.
+      started = 0;
       running = true;
       stopTimer = setTimeout(() => (running = false), p.maxMs);
       for (let i = 0; i < p.concurrency; i++) loop();

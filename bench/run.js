@@ -148,6 +148,7 @@ class Bench {
     }
     hooks.window?.(cpu0.at, cpu1.at);
     const r = collected.result;
+    if (r.ops === 0) throw new Error(`no operation completed in the ${r.seconds.toFixed(2)} s window (${r.errors} errors)`);
     return {
       ops: r.ops,
       errors: r.errors,

@@ -99,7 +99,7 @@ function scenarios(mode, limits) {
       op: 'session',
       measure: 'throughput',
       kinds: ['ours', 'sockjs', 'ws'],
-      load: (kind) => bounded({ type: 'newSessions', transport: 'websocket', framed: kind !== 'ws', concurrency: 8, maxOps: 20000 }),
+      load: (kind) => bounded({ type: 'newSessions', transport: 'websocket', framed: kind !== 'ws', concurrency: 8, maxOps: 50000 }),
     },
     {
       id: 'new-xhr',
@@ -109,7 +109,7 @@ function scenarios(mode, limits) {
       measure: 'throughput',
       kinds: ['ours', 'sockjs'],
       serverOptions: { disconnect_delay: 200 },
-      load: () => bounded({ type: 'newSessions', transport: 'xhr', concurrency: 8, maxOps: 50000 }),
+      load: () => bounded({ type: 'newSessions', transport: 'xhr', concurrency: 8, maxOps: 200000 }),
     },
   );
 
