@@ -272,13 +272,23 @@ function svg(results) {
   return out.join('\n');
 }
 
-function writeResults(results, dir) {
+/**
+ * Writes latest.{json,md,svg}, and the same as <mode>.{json,md,svg} (full or quick) so that a
+ * quick run does not hide the last full one. Runs of some scenarios only (--only) write
+ * partial.{json,md,svg} instead, and leave the others alone.
+ */
+function writeResults(results, dir, { partial = false } = {}) {
   fs.mkdirSync(dir, { recursive: true });
-  const files = { json: path.join(dir, 'latest.json'), md: path.join(dir, 'latest.md'), svg: path.join(dir, 'latest.svg') };
-  fs.writeFileSync(files.json, `${JSON.stringify(results, null, 2)}\n`);
-  fs.writeFileSync(files.md, `${markdown(results)}\n`);
-  fs.writeFileSync(files.svg, `${svg(results)}\n`);
-  return files;
+  const texts = { json: `${JSON.stringify(results, null, 2)}\n`, md: `${markdown(results)}\n`, svg: `${svg(results)}\n` };
+  const written = [];
+  for (const name of partial ? ['partial'] : ['latest', results.mode]) {
+    for (const [ext, text] of Object.entries(texts)) {
+      const file = path.join(dir, `${name}.${ext}`);
+      fs.writeFileSync(file, text);
+      written.push(file);
+    }
+  }
+  return written;
 }
 
 module.exports = { summarise, evaluateTargets, markdown, svg, writeResults, median, num };

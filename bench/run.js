@@ -13,7 +13,8 @@
  *
  * Each server runs in its own process, pinned to one core, the load generator in another, pinned
  * to another core; scenarios run in interleaved rounds (ours, sockjs, ws; ours, sockjs, ws; …).
- * The results go to bench/results/latest.{json,md,svg}.
+ * The results go to bench/results/latest.{json,md,svg} and <full|quick>.{json,md,svg}; with --only
+ * to partial.{json,md,svg}.
  */
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -422,10 +423,10 @@ async function benchmark(args, mode, env) {
     warnings: bench.warnings,
   };
   results.targets = evaluateTargets(TARGETS, results);
-  const files = writeResults(results, RESULTS);
+  const files = writeResults(results, RESULTS, { partial: !!args.only });
   console.log(`\nTargets (ours/sockjs, median of rounds):`);
   for (const t of results.targets.filter((x) => x.status !== 'not measured')) console.log(`  ${t.status.padEnd(6)} ${(t.ratio === null ? '–' : t.ratio.toFixed(2)).padStart(5)} ≤ ${t.max}  ${t.target}: ${t.title}`);
-  console.log(`\nDone in ${results.durationSeconds.toFixed(0)} s, ${bench.errors.length} errors. Wrote ${Object.values(files).map((f) => path.relative(process.cwd(), f)).join(', ')}`);
+  console.log(`\nDone in ${results.durationSeconds.toFixed(0)} s, ${bench.errors.length} errors. Wrote ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
   return bench.errors.length ? 1 : 0;
 }
 
