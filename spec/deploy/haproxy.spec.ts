@@ -1,0 +1,495 @@
+/**
+ * The scaling recipe for real: Debian's HAProxy in front of 3 worker processes of
+ * examples/haproxy (started by its launcher), broadcast between them over a redis-server of the
+ * test's own, and the real sockjs-client in Node over every transport it offers there.
+ *
+ * The workers run the built package (dist/): `npm test` builds it first.
+ *
+ * haproxy and redis-server are installed with apt-get when missing and this is root; when they
+ * cannot be, the suite is skipped with one line, unless CI=true, where it fails.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'child_process';
+import { randomUUID } from 'crypto';
+import { existsSync, readFileSync } from 'fs';
+import { request } from 'http';
+import { dirname, join } from 'path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { createClient } from 'redis';
+import { ensureCommands, isAlive, type RedisServer, startRedisServer, suiteNeeding, waitUntil } from '../helpers/debian-tools';
+import { closeAll, NODE_TRANSPORTS, NodeClient, type NodeTransport } from './sockjs-node';
+
+interface Worker {
+  readonly id: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly process: ChildProcess;
+}
+
+interface Deployment {
+  readonly url: string;
+  readonly port: number;
+  readonly configFile: string;
+  readonly workers: readonly Worker[];
+  readonly haproxy: ChildProcess;
+  stop(): Promise<void>;
+}
+
+type Affinity = 'url' | 'cookie';
+
+interface LauncherModule {
+  start(options: {
+    workers?: number;
+    port?: number;
+    workerPort?: number;
+    affinity?: Affinity;
+    redis?: string;
+    onOutput?: (name: string, line: string) => void;
+    haproxyCommand?: string;
+    redisCommand?: string;
+  }): Promise<Deployment>;
+}
+
+interface ConfigModule {
+  exampleConfig(affinity: Affinity): string;
+}
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-sync'];
+
+const ROOT = join(__dirname, '..', '..');
+const EXAMPLE = join(ROOT, 'examples', 'haproxy');
+const launcher: LauncherModule = require('../../examples/haproxy/start');
+const configs: ConfigModule = require('../../examples/haproxy/config');
+
+const tools = suiteNeeding('haproxy suite', ensureCommands({ haproxy: 'haproxy', 'redis-server': 'redis-server' }));
+
+/** Longer than every bound inside a test. */
+const TEST_MS = 90_000;
+/** How long to keep listening after the expected messages, for a duplicate to show up. */
+const SETTLE_MS = 300;
+/** Clients per transport in the affinity test: enough that all of them landing on one worker is a one-in-50,000 event. */
+const CLIENTS_PER_TRANSPORT = 12;
+/**
+ * A message bigger than half of the workers' response_limit (128 KiB): two of them end a
+ * streaming response (xhr-streaming, eventsource) and make the client open another, so the
+ * session goes on over a new HTTP request.
+ */
+const LARGE = 'x'.repeat(100 * 1024);
+
+/** The worker id and the message of a /whoami answer (`<id> <message>`). */
+function parseWhoami(answer: string): { worker: string; message: string } {
+  const space = answer.indexOf(' ');
+  return { worker: answer.slice(0, space), message: answer.slice(space + 1) };
+}
+
+(tools.run ? describe : describe.skip)('HAProxy in front of 3 sockjs-rx workers, with Redis between them', () => {
+  let redis: RedisServer;
+  let inspector: ReturnType<typeof createClient>;
+  const clients: NodeClient[] = [];
+  /** stderr of HAProxy, redis-server and the workers, kept for the failure messages. */
+  const output: string[] = [];
+
+  beforeAll(async () => {
+    if (!tools.paths) throw new Error('CI=true and haproxy or redis-server could not be found or installed');
+    if (!existsSync(join(ROOT, 'dist', 'redis.js'))) throw new Error('dist/redis.js is missing: run `npm run build` (npm test does)');
+    redis = await startRedisServer(tools.paths['redis-server']);
+    inspector = createClient({ url: redis.url });
+    inspector.on('error', (error: Error) => output.push(`inspector: ${error.message}`));
+    await inspector.connect();
+  }, 600_000);
+
+  afterAll(async () => {
+    if (inspector?.isOpen) await inspector.close();
+    await redis?.stop();
+  });
+
+  afterEach(async () => {
+    await closeAll(clients.splice(0));
+  });
+
+  const deploy = async (affinity: Affinity): Promise<Deployment> =>
+    launcher.start({
+      workers: 3,
+      port: 0,
+      workerPort: 0,
+      affinity,
+      redis: redis.url,
+      haproxyCommand: tools.paths!.haproxy,
+      onOutput: (name, line) => output.push(`${name}: ${line}`),
+    });
+
+  const connect = (url: string, transport: NodeTransport): NodeClient => {
+    const client = new NodeClient(url, transport);
+    clients.push(client);
+    return client;
+  };
+
+  /** Opens a /whoami client and learns its worker. */
+  const whoami = async (deployment: Deployment, transport: NodeTransport): Promise<{ client: NodeClient; worker: string }> => {
+    const client = connect(`${deployment.url}/whoami`, transport);
+    await client.opened();
+    const { worker, message } = parseWhoami(await client.ask('hello'));
+    expect(message).toBe('hello');
+    return { client, worker };
+  };
+
+  describe('the configuration', () => {
+    it('is what config.js writes, in the checked-in haproxy.cfg and haproxy-cookie.cfg, and HAProxy accepts both', () => {
+      for (const [file, affinity] of [['haproxy.cfg', 'url'], ['haproxy-cookie.cfg', 'cookie']] as const) {
+        const path = join(EXAMPLE, file);
+        expect(readFileSync(path, 'utf8')).toBe(configs.exampleConfig(affinity));
+        expect(() => execFileSync(tools.paths!.haproxy, ['-c', '-q', '-f', path], { stdio: 'pipe' })).not.toThrow();
+      }
+    });
+  });
+
+  describe('with affinity by URL', () => {
+    let deployment: Deployment;
+
+    beforeAll(async () => {
+      deployment = await deploy('url');
+    }, 60_000);
+
+    afterAll(async () => {
+      await deployment?.stop();
+    });
+
+    it.each(NODE_TRANSPORTS)(
+      'keeps every %s session on one worker for its whole life, and spreads the sessions over the workers',
+      async (transport) => {
+        const opened = Array.from({ length: CLIENTS_PER_TRANSPORT }, () => connect(`${deployment.url}/whoami`, transport));
+        await Promise.all(opened.map((c) => c.opened()));
+        for (const client of opened) expect(client.openedWith).toBe(transport);
+        // Small messages one at a time (each a poll of its own over xhr-polling), then two large
+        // ones that end the streaming response and make the client open another.
+        const sent = ['m0', 'm1', 'm2', 'm3', 'm4', LARGE, LARGE, 'm5', 'm6'];
+        const workersOf = await Promise.all(
+          opened.map(async (client) => {
+            const workers: string[] = [];
+            for (const message of sent) {
+              const answer = parseWhoami(await client.ask(message));
+              expect(answer.message === message).toBe(true);
+              workers.push(answer.worker);
+            }
+            return workers;
+          }),
+        );
+        for (const workers of workersOf) expect(new Set(workers).size).toBe(1);
+        const used = new Set(workersOf.map((w) => w[0]));
+        expect(used.size).toBeGreaterThan(1);
+        for (const client of opened) expect(client.isClosed).toBe(false);
+      },
+      TEST_MS,
+    );
+
+    it(
+      'delivers every broadcast to the clients of every worker exactly once, in order per sender',
+      async () => {
+        // Clients over every transport, until each worker has some.
+        const members: Array<{ client: NodeClient; worker: string }> = [];
+        for (let i = 0; members.length < 48 && (i < 16 || new Set(members.map((m) => m.worker)).size < 3); i++) {
+          const client = connect(`${deployment.url}/broadcast`, NODE_TRANSPORTS[i % NODE_TRANSPORTS.length]!);
+          await client.opened();
+          const [greeting] = await client.receive(1);
+          expect(greeting).toMatch(/^worker w\d$/);
+          members.push({ client, worker: greeting!.slice('worker '.length) });
+        }
+        expect(new Set(members.map((m) => m.worker))).toEqual(new Set(['w1', 'w2', 'w3']));
+        // A worker subscribes to the broadcast channel when its first connection comes; wait for
+        // all three, or a broadcast may go out before a worker listens.
+        await waitUntil(
+          async () => Number((await inspector.pubSubNumSub('sockjs-rx:*'))['sockjs-rx:*'] ?? 0) === 3,
+          'the three workers to subscribe to the broadcast channel',
+        );
+        const PER_SENDER = 10;
+        for (let k = 0; k < PER_SENDER; k++) members.forEach((m, s) => m.client.sock.send(`s${s} ${k}`));
+        const total = members.length * PER_SENDER;
+        // The greeting comes first, then the broadcasts.
+        await Promise.all(members.map((m) => m.client.receive(1 + total, 30_000)));
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+        for (const { client, worker } of members) {
+          const broadcasts = client.received.slice(1);
+          expect({ worker, transport: client.transport, count: broadcasts.length }).toEqual({ worker, transport: client.transport, count: total });
+          members.forEach((_, s) => {
+            const fromSender = broadcasts.filter((b) => b.startsWith(`s${s} `));
+            expect(fromSender).toEqual(Array.from({ length: PER_SENDER }, (_, k) => `s${s} ${k}`));
+          });
+        }
+      },
+      TEST_MS,
+    );
+  });
+
+  describe('when a worker dies', () => {
+    let deployment: Deployment;
+
+    beforeAll(async () => {
+      deployment = await deploy('url');
+    }, 60_000);
+
+    afterAll(async () => {
+      await deployment?.stop();
+    });
+
+    it(
+      'closes the sessions of that worker only: its clients see the close, the others go on echoing on their own worker',
+      async () => {
+        const victim = deployment.workers[0]!;
+        // For each transport, clients until one is on the victim and one on another worker.
+        const onVictim: NodeClient[] = [];
+        const survivors: Array<{ client: NodeClient; worker: string }> = [];
+        for (const transport of NODE_TRANSPORTS) {
+          let here = 0;
+          let elsewhere = 0;
+          for (let i = 0; i < 30 && (here === 0 || elsewhere === 0); i++) {
+            const { client, worker } = await whoami(deployment, transport);
+            if (worker === victim.id) {
+              onVictim.push(client);
+              here++;
+            } else {
+              survivors.push({ client, worker });
+              elsewhere++;
+            }
+          }
+          expect({ transport, here: here > 0, elsewhere: elsewhere > 0 }).toEqual({ transport, here: true, elsewhere: true });
+        }
+
+        victim.process.kill('SIGKILL');
+        // Websocket, xhr-polling and eventsource clients of the dead worker see their session
+        // close without doing anything: their connection or pending poll fails.
+        const streaming = onVictim.filter((c) => c.transport === 'xhr-streaming');
+        const others = onVictim.filter((c) => c.transport !== 'xhr-streaming');
+        await waitUntil(() => others.every((c) => c.isClosed), `the ${others.length} clients of ${victim.id} to see the close`, 20_000);
+        // sockjs-client 1.6.1's Node HTTP driver waits for 'end' on its response, which a cut
+        // response never emits, so an xhr-streaming client in Node that only listens never learns
+        // that its stream is gone (a browser's XHR reports it). The first message it sends finds
+        // the session gone and closes it.
+        for (const client of streaming) client.sock.send('anyone there?');
+        await waitUntil(() => streaming.every((c) => c.isClosed), `the xhr-streaming clients of ${victim.id} to see the close once they send`, 20_000);
+        for (const client of onVictim) {
+          expect({ transport: client.transport, normalClosure: client.closeEvent!.code === 1000 }).toEqual({ transport: client.transport, normalClosure: false });
+        }
+
+        // HAProxy takes the dead worker out after its failed health checks; with consistent
+        // hashing that moves none of the other sessions.
+        await waitUntil(() => output.some((line) => line.includes(`workers/${victim.id} is DOWN`)), `HAProxy to mark ${victim.id} down`, 20_000);
+        for (let round = 0; round < 3; round++) {
+          await Promise.all(
+            survivors.map(async ({ client, worker }) => {
+              const answer = parseWhoami(await client.ask(`after ${round}`));
+              expect({ transport: client.transport, worker: answer.worker, message: answer.message }).toEqual({
+                transport: client.transport,
+                worker,
+                message: `after ${round}`,
+              });
+            }),
+          );
+        }
+        for (const { client } of survivors) expect(client.isClosed).toBe(false);
+        expect(isAlive(victim.pid)).toBe(false);
+      },
+      TEST_MS,
+    );
+  });
+
+  describe('with affinity by the JSESSIONID cookie', () => {
+    let deployment: Deployment;
+
+    beforeAll(async () => {
+      deployment = await deploy('cookie');
+    }, 60_000);
+
+    afterAll(async () => {
+      await deployment?.stop();
+    });
+
+    /** One HTTP request through HAProxy. */
+    const send = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+      new Promise<{ status: number; setCookie: string[]; body: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: deployment.port, method, path, headers, agent: false, timeout: 10_000 }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, setCookie: res.headers['set-cookie'] ?? [], body: text }));
+        });
+        req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 10 s`)));
+        req.on('error', reject);
+        req.end(body);
+      });
+
+    it(
+      'sends every request of an xhr-polling session to the worker its cookie names',
+      async () => {
+        const session = `/whoami/000/${randomUUID()}`;
+        const open = await send('POST', `${session}/xhr`, {});
+        expect(open.body).toBe('o\n');
+        // HAProxy put the worker's name before the value the worker set.
+        const cookie = open.setCookie.find((c) => c.startsWith('JSESSIONID='));
+        expect(cookie).toMatch(/^JSESSIONID=w\d~dummy; path=\//);
+        const pair = cookie!.split(';')[0]!;
+        const worker = pair.slice('JSESSIONID='.length, pair.indexOf('~'));
+        for (let round = 0; round < 10; round++) {
+          const sent = await send('POST', `${session}/xhr_send`, { Cookie: pair, 'Content-Type': 'text/plain' }, JSON.stringify([`r${round}`]));
+          expect(sent.status).toBe(204);
+          const polled = await send('POST', `${session}/xhr`, { Cookie: pair });
+          expect(polled.body).toBe(`a${JSON.stringify([`${worker} r${round}`])}\n`);
+        }
+      },
+      TEST_MS,
+    );
+
+    it(
+      'opens a session on whichever worker the cookie names, and spreads requests without one',
+      async () => {
+        for (const { id } of deployment.workers) {
+          const session = `/whoami/000/${randomUUID()}`;
+          const pair = `JSESSIONID=${id}~dummy`;
+          expect((await send('POST', `${session}/xhr`, { Cookie: pair })).body).toBe('o\n');
+          expect((await send('POST', `${session}/xhr_send`, { Cookie: pair }, '["who"]')).status).toBe(204);
+          expect((await send('POST', `${session}/xhr`, { Cookie: pair })).body).toBe(`a${JSON.stringify([`${id} who`])}\n`);
+        }
+        // Without the cookie nothing pins a request: round robin takes each to the next worker.
+        const answers = new Set<string>();
+        for (let i = 0; i < 6; i++) answers.add((await send('GET', '/health', {})).body.trim());
+        expect(answers).toEqual(new Set(deployment.workers.map((w) => w.id)));
+      },
+      TEST_MS,
+    );
+  });
+
+  describe('sockjs-client in Chromium', () => {
+    /** Every transport sockjs-client 1.6 offers in Chromium. */
+    const BROWSER_TRANSPORTS = [
+      'websocket',
+      'xhr-streaming',
+      'eventsource',
+      'iframe-eventsource',
+      'htmlfile',
+      'iframe-htmlfile',
+      'xhr-polling',
+      'iframe-xhr-polling',
+      'jsonp-polling',
+    ] as const;
+    const chromiumFound = existsSync(CHROMIUM);
+    const skipped = !chromiumFound && process.env.CI !== 'true';
+    if (skipped) process.stdout.write(`haproxy suite: the Chromium tests skipped: no browser at ${CHROMIUM} (CI=true makes this a failure)\n`);
+
+    /** What one session in the page saw. */
+    interface PageSession {
+      readonly transport: string | null;
+      readonly answers: readonly string[];
+      readonly closed: string | null;
+      readonly cookie: string;
+    }
+
+    /**
+     * Runs one /whoami session in the page over `transport`: six messages one after the other,
+     * each sent once the answer to the one before has come, then a close.
+     */
+    const session = (page: Page, transport: string): Promise<PageSession> =>
+      page.evaluate<PageSession>(`new Promise(function (resolve) {
+        var sock = new SockJS('/whoami', null, { transports: [${JSON.stringify(transport)}] });
+        var answers = [];
+        var done = function (closed) {
+          clearTimeout(timer);
+          resolve({ transport: sock.transport, answers: answers, closed: closed, cookie: document.cookie });
+          sock.onclose = null;
+          sock.close();
+        };
+        var timer = setTimeout(function () { done('timed out'); }, 15000);
+        sock.onopen = function () { sock.send('m0'); };
+        sock.onmessage = function (e) {
+          answers.push(e.data);
+          if (answers.length < 6) sock.send('m' + answers.length);
+          else done(null);
+        };
+        sock.onclose = function (e) { done(e.code + ' ' + e.reason); };
+      })`);
+
+    describe.each(['url', 'cookie'] as const)('with affinity by %s', (affinity) => {
+      let deployment: Deployment;
+      let browser: Browser;
+
+      beforeAll(async () => {
+        if (skipped) return;
+        if (!chromiumFound) throw new Error(`CI=true and no browser at ${CHROMIUM}`);
+        deployment = await deploy(affinity);
+        browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+      }, 60_000);
+
+      afterAll(async () => {
+        await browser?.close();
+        await deployment?.stop();
+      });
+
+      (skipped ? it.skip : it).each(BROWSER_TRANSPORTS)(
+        'keeps a session over %s on one worker for its whole life',
+        async (transport) => {
+          // A fresh context for each transport: no cookie from an earlier session.
+          const context = await browser.newContext();
+          try {
+            const page = await context.newPage();
+            await page.goto(`${deployment.url}/`, { timeout: 10_000 });
+            const seen = await session(page, transport);
+            expect({ transport: seen.transport, closed: seen.closed, count: seen.answers.length }).toEqual({ transport, closed: null, count: 6 });
+            const answers = seen.answers.map(parseWhoami);
+            expect(answers.map((a) => a.message)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+            const worker = answers[0]!.worker;
+            expect(answers.map((a) => a.worker)).toEqual(Array(6).fill(worker));
+            // Over HTTP the browser kept the cookie HAProxy set, naming the worker of the session.
+            // A websocket is one connection, which needs no cookie and gets none.
+            if (affinity === 'cookie' && transport !== 'websocket') expect(seen.cookie).toContain(`JSESSIONID=${worker}~`);
+          } finally {
+            await context.close();
+          }
+        },
+        TEST_MS,
+      );
+    });
+  });
+
+  describe('the launcher', () => {
+    it(
+      'stops HAProxy, the workers and the redis-server it started on SIGTERM, leaving no process behind',
+      async () => {
+        const cli = spawn(process.execPath, [join(EXAMPLE, 'start.js'), '--start-redis', '--port', '0', '--worker-port', '0'], {
+          // The launcher finds haproxy and redis-server on the PATH.
+          env: { ...process.env, PATH: [process.env.PATH, dirname(tools.paths!.haproxy), dirname(tools.paths!['redis-server'])].join(':') },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        cli.stdout.setEncoding('utf8');
+        cli.stdout.on('data', (chunk: string) => (out += chunk));
+        cli.stderr.setEncoding('utf8');
+        cli.stderr.on('data', (chunk: string) => (out += chunk));
+        const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)));
+        try {
+          await waitUntil(() => out.includes('Ctrl-C stops everything'), 'the launcher to print its URL', 30_000);
+          const url = /open (http:\/\/127\.0\.0\.1:\d+)\//.exec(out)![1]!;
+          const client = connect(`${url}/echo`, 'xhr-polling');
+          await client.opened();
+          expect(await client.ask('through the launcher')).toBe('through the launcher');
+          const pids = childrenOf(cli.pid!);
+          // redis-server, 3 workers and HAProxy.
+          expect(pids).toHaveLength(5);
+          cli.kill('SIGTERM');
+          await waitUntil(() => cli.exitCode !== null || cli.signalCode !== null, 'the launcher to exit', 20_000);
+          expect(await exited).toBe(0);
+          await waitUntil(() => pids.every((pid) => !isAlive(pid)), 'every child of the launcher to be gone');
+        } finally {
+          if (cli.exitCode === null) cli.kill('SIGKILL');
+        }
+      },
+      TEST_MS,
+    );
+  });
+});
+
+/** The ids of the processes whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const text = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
+  return text
+    .split('\n')
+    .map((line) => Number(line.trim()))
+    .filter((n) => n > 0);
+}
