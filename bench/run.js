@@ -351,6 +351,11 @@ function environment(mode) {
  * rounds (nor catch a server starting while files are half written). It is removed on exit.
  */
 function snapshotDist() {
+  // Copies left by runs killed outright are older than any run can last (see the watchdog).
+  for (const name of fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('sockjs-rx-bench-dist-'))) {
+    const stale = path.join(os.tmpdir(), name);
+    if (Date.now() - fs.statSync(stale).mtimeMs > WATCHDOG_MS + 60000) fs.rmSync(stale, { recursive: true, force: true });
+  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockjs-rx-bench-dist-'));
   fs.cpSync(path.join(ROOT, 'dist'), dir, { recursive: true });
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
