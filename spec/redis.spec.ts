@@ -43,7 +43,7 @@ async function subscriberCount(url: string, redisChannel: string): Promise<numbe
   const errors: string[] = [];
 
   beforeAll(async () => {
-    if (!tools.paths) throw new Error('CI=true and redis-server could not be found or installed');
+    if (!tools.paths) throw new Error(`CI=true and no redis-server: ${tools.reason}`);
     redis = await startRedisServer(tools.paths['redis-server']);
     inspector = createClient({ url: redis.url });
     inspector.on('error', (error: Error) => errors.push(`inspector: ${error.message}`));

@@ -74,11 +74,14 @@ export function ensureCommands<C extends string>(packages: Record<C, string>): T
  * Decides whether a suite that needs `tools` runs. Without them it prints one line and is skipped,
  * except under CI=true, where its first hook fails with the reason instead.
  */
-export function suiteNeeding<C extends string>(suite: string, tools: Tools<C>): { readonly run: boolean; readonly paths: Record<C, string> | null } {
-  if (tools.ok) return { run: true, paths: tools.paths };
-  if (process.env.CI === 'true') return { run: true, paths: null };
+export function suiteNeeding<C extends string>(
+  suite: string,
+  tools: Tools<C>,
+): { readonly run: boolean; readonly paths: Record<C, string> | null; readonly reason: string } {
+  if (tools.ok) return { run: true, paths: tools.paths, reason: '' };
+  if (process.env.CI === 'true') return { run: true, paths: null, reason: tools.reason };
   process.stdout.write(`${suite} skipped: ${tools.reason} (CI=true makes this a failure)\n`);
-  return { run: false, paths: null };
+  return { run: false, paths: null, reason: tools.reason };
 }
 
 /** A port free on 127.0.0.1 right now. */
