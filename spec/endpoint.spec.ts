@@ -497,3 +497,33 @@ describe('websocket: false', () => {
     }
   });
 });
+
+describe('jsessionid as a function', () => {
+  it('is called for every session response, sets the cookie itself, and never for /info', async () => {
+    const calls: string[] = [];
+    const http = createHttpServer();
+    createServer({
+      prefix: '/j',
+      log: () => undefined,
+      jsessionid: (req, res) => {
+        calls.push(`${req.method} ${req.url}`);
+        res.setHeader('Set-Cookie', 'JSESSIONID=chosen; path=/; HttpOnly');
+      },
+    }).attach(http);
+    const running = await listen(http);
+    try {
+      const s = `/j/0/${randomUUID()}`;
+      const open = await RawResponse.open(running.port, { method: 'POST', path: `${s}/xhr`, body: '' });
+      expect(open.headers['set-cookie']).toBe('JSESSIONID=chosen; path=/; HttpOnly');
+      expect(await open.body()).toBe('o\n');
+      const send = await RawResponse.open(running.port, { method: 'POST', path: `${s}/xhr_send`, body: '["x"]' });
+      expect(send.headers['set-cookie']).toBe('JSESSIONID=chosen; path=/; HttpOnly');
+      const info = await RawResponse.open(running.port, { method: 'GET', path: '/j/info' });
+      expect(info.headers['set-cookie']).toBeUndefined();
+      expect(JSON.parse(await info.body()).cookie_needed).toBe(true);
+      expect(calls).toEqual([`POST ${s}/xhr`, `POST ${s}/xhr_send`]);
+    } finally {
+      await running.close();
+    }
+  });
+});
