@@ -1,30 +1,21 @@
 /**
- * The session table as one RxJS pipeline: events are grouped by session key, each group runs the
- * reducer with `scan`, and the two timers of a session are operators derived from its state.
+ * The session table as one RxJS pipeline: events are grouped by session key, and each group runs
+ * the reducer in one small operator that also keeps the session's two timers.
  */
 import {
-  defer,
-  Observable,
-  distinctUntilChanged,
-  EMPTY,
   filter,
-  finalize,
   groupBy,
   type GroupedObservable,
-  ignoreElements,
-  map,
   merge,
   mergeMap,
+  Observable,
   observeOn,
   queueScheduler,
+  type SchedulerAction,
   type SchedulerLike,
-  scan,
-  share,
   Subject,
-  switchMap,
+  type Subscription,
   takeUntil,
-  tap,
-  timer,
 } from 'rxjs';
 import {
   type CloseReason,
@@ -62,21 +53,42 @@ export interface SessionEnv {
 }
 
 /**
- * Fires `event` at the scheduler time the state names, re-armed whenever that time changes and
- * cancelled when it becomes null.
+ * One meaning of time in a session (its heartbeat, its expiry): at most one action on the
+ * scheduler, re-armed only when the due time the state names changes, cancelled when it becomes
+ * null. A timer that has fired is not re-armed for the same due time.
  */
-function timerAt(
-  state$: Observable<SessionState>,
-  at: (state: SessionState) => number | null,
-  event: SessionEvent,
-  scheduler: SchedulerLike,
-): Observable<SessionEvent> {
-  return state$.pipe(
-    map(at),
-    distinctUntilChanged(),
-    switchMap((due) => (due === null ? EMPTY : timer(Math.max(0, due - scheduler.now()), scheduler))),
-    map(() => event),
-  );
+class Alarm {
+  #due: number | null = null;
+  #action: Subscription | null = null;
+
+  constructor(
+    private readonly scheduler: SchedulerLike,
+    private readonly post: (event: SessionEvent) => void,
+    private readonly event: 'heartbeat' | 'expire',
+    private readonly key: SessionKey,
+  ) {}
+
+  at(due: number | null): void {
+    if (due === this.#due) return;
+    this.#due = due;
+    this.#action?.unsubscribe();
+    this.#action = due === null ? null : this.scheduler.schedule(ring, Math.max(0, due - this.scheduler.now()), this);
+  }
+
+  cancel(): void {
+    this.#action?.unsubscribe();
+    this.#action = null;
+  }
+
+  ring(): void {
+    this.#action = null;
+    this.post({ type: this.event, key: this.key });
+  }
+}
+
+/** The scheduled work of every alarm; the alarm rides as the action's state, so no closure per arming. */
+function ring(this: SchedulerAction<Alarm>, alarm?: Alarm): void {
+  alarm?.ring();
 }
 
 const INTERNAL_ERROR: CloseReason = { code: 1011, reason: 'Internal error' };
@@ -99,32 +111,44 @@ function safeStep(state: SessionState, event: SessionEvent, env: SessionEnv): St
   }
 }
 
-/** One session: the reducer over its events, and its heartbeat and disconnect timers. */
+/**
+ * One session: the reducer over its events, its effects emitted as they are stepped, and its
+ * heartbeat and expiry timers. Only the state outlives a step, never its effects (which hold the
+ * request).
+ */
 export function runSession<C>(
   events$: GroupedObservable<SessionKey, SessionEvent>,
   env: SessionEnv,
 ): Observable<Performed<C>> {
-  return defer(() => {
-    const key = events$.key;
+  return new Observable<Performed<C>>((subscriber) => {
+    const { key } = events$;
     const session: SessionContext<C> = { key, post: env.post, connection: null };
+    const heartbeat = new Alarm(env.scheduler, env.post, 'heartbeat', key);
+    const expiry = new Alarm(env.scheduler, env.post, 'expire', key);
+    let state: SessionState = INITIAL;
     env.count?.(1);
-    const steps$ = events$.pipe(
-      scan((previous: Step, event) => safeStep(previous.state, event, env), { state: INITIAL, effects: [] }),
-      share(),
-    );
-    const state$ = steps$.pipe(map((s) => s.state));
-    const heartbeat$ = timerAt(state$, (s) => s.heartbeatAt, { type: 'heartbeat', key }, env.scheduler);
-    const expiry$ = timerAt(state$, (s) => s.expireAt, { type: 'expire', key }, env.scheduler);
-    return merge(
-      // Timers first: they must see a step's state before its effects can post new events.
-      merge(heartbeat$, expiry$).pipe(tap(env.post), ignoreElements()),
-      steps$.pipe(
-        mergeMap((s) => s.effects),
-        // The end marker goes back through the table, where it closes this group.
-        tap((effect) => effect.type === 'end' && env.post({ type: 'end', key })),
-        map((effect) => ({ session, effect })),
-      ),
-    ).pipe(finalize(() => env.count?.(-1)));
+    const subscription = events$.subscribe({
+      next: (event) => {
+        const { state: next, effects } = safeStep(state, event, env);
+        state = next;
+        // Timers first: they must see a step's state before its effects can post new events.
+        heartbeat.at(next.heartbeatAt);
+        expiry.at(next.expireAt);
+        for (const effect of effects) {
+          // The end marker goes back through the table, where it closes this group.
+          if (effect.type === 'end') env.post({ type: 'end', key });
+          subscriber.next({ session, effect });
+        }
+      },
+      error: (error: unknown) => subscriber.error(error),
+      complete: () => subscriber.complete(),
+    });
+    return () => {
+      subscription.unsubscribe();
+      heartbeat.cancel();
+      expiry.cancel();
+      env.count?.(-1);
+    };
   });
 }
 
