@@ -9,8 +9,6 @@ import {
   merge,
   mergeMap,
   Observable,
-  observeOn,
-  queueScheduler,
   type SchedulerAction,
   type SchedulerLike,
   Subject,
@@ -28,6 +26,7 @@ import {
   step,
   type Step,
 } from './reducer';
+import { oneAtATime } from './one-at-a-time';
 
 /** What the effects of one session are performed against: its key and, once open, its connection. */
 export interface SessionContext<C> {
@@ -172,7 +171,7 @@ export function sessionTable<C>(
         // to the group itself, so unsubscribing downstream alone would never reach the source
         // (websockets mid-handshake, requests mid-body). Stopping the source first ends it all.
         takeUntil(stop$),
-        observeOn(queueScheduler),
+        oneAtATime(),
         groupBy((event) => event.key, {
           duration: (group$) => group$.pipe(filter((event) => event.type === 'end')),
         }),
