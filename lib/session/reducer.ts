@@ -105,6 +105,9 @@ export interface SessionConfig {
 
 const QUEUE_HIGH_WATER = 16 * 1024;
 
+/** Shared by every step that has no acknowledgements or queued messages, so none allocates one. */
+const NONE: readonly never[] = Object.freeze([]);
+
 export interface Step {
   readonly state: SessionState;
   readonly effects: readonly Effect[];
@@ -113,9 +116,9 @@ export interface Step {
 export const INITIAL: SessionState = {
   phase: 'new',
   attached: null,
-  queue: [],
+  queue: NONE,
   queuedBytes: 0,
-  heldAcks: [],
+  heldAcks: NONE,
   awaitingPong: false,
   closing: null,
   lastWriteAt: 0,
@@ -132,15 +135,19 @@ function framesFor(framing: Framing, kind: 'open' | 'heartbeat' | 'close', state
   return [closeFrame(why.code, why.reason)];
 }
 
-function messagesFor(framing: Framing, messages: readonly string[]): string[] {
+function messagesFor(framing: Framing, messages: readonly string[]): readonly string[] {
   if (messages.length === 0) return [];
-  return framing === 'raw' ? [...messages] : [messageFrame(messages)];
+  return framing === 'raw' ? messages : [messageFrame(messages)];
 }
+
+type Draft = { -readonly [K in keyof SessionState]: SessionState[K] };
 
 /** A step under construction: the reducer's private, mutable scratch. */
 class Builder {
   state: SessionState;
   readonly effects: Effect[] = [];
+  /** This step's own copy of the state, made on its first change: one copy per step, not per change. */
+  #draft: Draft | null = null;
 
   constructor(
     state: SessionState,
@@ -150,8 +157,14 @@ class Builder {
     this.state = state;
   }
 
+  /** The state this step may change in place; the state it was given stays untouched. */
+  draft(): Draft {
+    if (!this.#draft) this.state = this.#draft = { ...this.state };
+    return this.#draft;
+  }
+
   set(patch: Partial<SessionState>): void {
-    this.state = { ...this.state, ...patch };
+    Object.assign(this.draft(), patch);
   }
 
   /**
@@ -159,7 +172,7 @@ class Builder {
    * finished and detached (a poll after one frame, a stream after `response_limit` bytes).
    * Returns the frames that were not written.
    */
-  write(frames: readonly string[], acks: readonly Ack[] = []): readonly string[] {
+  write(frames: readonly string[], acks: readonly Ack[] = NONE): readonly string[] {
     for (let i = 0; i < frames.length; i++) {
       const attached = this.state.attached;
       if (!attached) {
@@ -169,9 +182,13 @@ class Builder {
       const { receiver } = attached;
       const chunk = receiver.wrap(frames[i]!);
       // The acknowledgements ride on the last chunk: the messages are taken once it is flushed.
-      this.effects.push({ type: 'write', receiver, chunk, acks: i === frames.length - 1 ? acks : [] });
-      const written = receiver.limit === Infinity ? 0 : attached.written + Buffer.byteLength(chunk);
-      this.set({ attached: { receiver, written }, lastWriteAt: this.now });
+      this.effects.push({ type: 'write', receiver, chunk, acks: i === frames.length - 1 ? acks : NONE });
+      const draft = this.draft();
+      draft.lastWriteAt = this.now;
+      // A receiver without a limit (a websocket) counts nothing, so its frames allocate no count.
+      if (receiver.limit === Infinity) continue;
+      const written = attached.written + Buffer.byteLength(chunk);
+      draft.attached = { receiver, written };
       if (written >= receiver.limit) this.release(NORMAL_CLOSURE);
     }
     return [];
@@ -203,7 +220,7 @@ class Builder {
   /** Forgets queued messages, releasing any writer still waiting on them. */
   dropQueue(): void {
     this.ack(this.state.heldAcks);
-    this.set({ queue: [], queuedBytes: 0, heldAcks: [] });
+    this.set({ queue: NONE, queuedBytes: 0, heldAcks: NONE });
   }
 
   attach(receiver: Receiver): void {
@@ -218,7 +235,7 @@ class Builder {
   flushQueue(): void {
     const { attached, queue, heldAcks } = this.state;
     if (!attached || queue.length === 0) return;
-    this.set({ queue: [], queuedBytes: 0, heldAcks: [] });
+    this.set({ queue: NONE, queuedBytes: 0, heldAcks: NONE });
     this.write(messagesFor(attached.receiver.framing, queue), heldAcks);
   }
 }
@@ -230,7 +247,7 @@ function refuse(b: Builder, receiver: Receiver): void {
       type: 'write',
       receiver,
       chunk: receiver.wrap(closeFrame(ANOTHER_CONNECTION.code, ANOTHER_CONNECTION.reason)),
-      acks: [],
+      acks: NONE,
     });
   }
   b.effects.push({ type: 'finish', receiver, why: ANOTHER_CONNECTION });
@@ -261,7 +278,7 @@ function onAttach(b: Builder, receiver: Receiver, request: unknown): void {
 }
 
 function onOutgoing(b: Builder, messages: readonly string[], ack: Ack | undefined): void {
-  const acks = ack ? [ack] : [];
+  const acks = ack ? [ack] : NONE;
   if (b.state.phase !== 'open' || messages.length === 0) {
     // Nothing to send (or no one to send it to: the session is closing): release the writer.
     b.ack(acks);
@@ -288,7 +305,7 @@ function onClose(b: Builder, why: CloseReason): void {
   // The connection is closed: writers waiting on the queue are released (what was queued still
   // goes out ahead of the close frame).
   b.ack(b.state.heldAcks);
-  b.set({ heldAcks: [] });
+  b.set({ heldAcks: NONE });
   const attached = b.state.attached;
   if (!attached) return;
   b.write(framesFor(attached.receiver.framing, 'close', b.state));
@@ -350,7 +367,7 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
         break;
       }
       // Anything from the peer shows it is alive.
-      b.set({ awaitingPong: false });
+      if (b.state.awaitingPong) b.draft().awaitingPong = false;
       if (b.state.phase === 'open' && event.messages.length > 0) {
         b.effects.push({ type: 'deliver', messages: event.messages });
       }
@@ -373,7 +390,7 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
       onHeartbeat(b);
       break;
     case 'pong':
-      b.set({ awaitingPong: false });
+      if (b.state.awaitingPong) b.draft().awaitingPong = false;
       break;
     case 'expire':
       // The timer is replaced whenever expireAt changes, so one that fires is the current one.
