@@ -273,7 +273,8 @@ export class Endpoint {
       sink: {
         write: (chunk, flushed) => {
           if (res.writableEnded || res.destroyed) flushed?.();
-          else res.write(chunk, flushed && (() => flushed()));
+          // An acknowledgement ignores the error argument: there is nothing left to do for the write.
+          else res.write(chunk, flushed);
         },
         end: () => {
           if (!res.writableEnded) res.end();
@@ -345,7 +346,9 @@ export class Endpoint {
     switch (effect.type) {
       case 'write': {
         const { acks } = effect;
-        effect.receiver.sink.write(effect.chunk, acks.length === 0 ? undefined : () => acks.forEach((ack) => ack()));
+        // One acknowledgement (a write of the application's) goes to the socket as it is.
+        const flushed = acks.length === 0 ? undefined : acks.length === 1 ? acks[0] : () => acks.forEach((ack) => ack());
+        effect.receiver.sink.write(effect.chunk, flushed);
         break;
       }
       case 'finish':

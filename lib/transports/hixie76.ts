@@ -223,7 +223,7 @@ export function hixie76Events(
       pings: false,
       sink: {
         write: (chunk, flushed) => {
-          if (!closing && socket.writable) socket.write(hixieFrame(chunk), flushed && (() => flushed()));
+          if (!closing && socket.writable) socket.write(hixieFrame(chunk), flushed);
           else flushed?.();
         },
         // The draft's close carries no code or reason; the SockJS close frame went out before.

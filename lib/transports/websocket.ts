@@ -48,7 +48,8 @@ function fitReason(reason: string): string {
 function websocketSink(ws: WebSocket): Sink {
   return {
     write: (chunk, flushed) => {
-      if (ws.readyState === ws.OPEN) ws.send(chunk, flushed && (() => flushed()));
+      // An acknowledgement ignores the error argument: the close that follows ends the session.
+      if (ws.readyState === ws.OPEN) ws.send(chunk, flushed);
       else flushed?.();
     },
     end: (why: CloseReason, abort?: boolean) => {
