@@ -165,6 +165,7 @@ export function sessionTable<C>(
     const feedback$ = new Subject<SessionEvent>();
     const stop$ = new Subject<void>();
     const post = (event: SessionEvent) => feedback$.next(event);
+    const sessionEnv: SessionEnv = { ...env, post };
     const subscription = merge(external$, feedback$)
       .pipe(
         // groupBy keeps its source while any group lives, and each group's duration subscribes
@@ -175,7 +176,7 @@ export function sessionTable<C>(
         groupBy((event) => event.key, {
           duration: (group$) => group$.pipe(filter((event) => event.type === 'end')),
         }),
-        mergeMap((group$) => runSession<C>(group$, { ...env, post })),
+        mergeMap((group$) => runSession<C>(group$, sessionEnv)),
       )
       .subscribe(subscriber);
     return () => {
