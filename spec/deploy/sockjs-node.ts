@@ -3,31 +3,9 @@
  * received and how it closed, with bounded waits.
  */
 import { waitUntil } from '../helpers/debian-tools';
+import { type NodeTransport, SockJS, type SockJSClient, type SockJSCloseEvent } from '../helpers/sockjs-client';
 
-/** The transports sockjs-client offers in Node (the others need a DOM). */
-export const NODE_TRANSPORTS = ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsource'] as const;
-export type NodeTransport = (typeof NODE_TRANSPORTS)[number];
-
-interface SockJSCloseEvent {
-  readonly code: number;
-  readonly reason: string;
-}
-
-/** The part of sockjs-client's SockJS object these suites use. */
-interface SockJSClient {
-  readonly readyState: number;
-  /** The transport's name once open; null before and after. */
-  readonly transport: string | null;
-  onopen: (() => void) | null;
-  onmessage: ((event: { readonly data: string }) => void) | null;
-  onclose: ((event: SockJSCloseEvent) => void) | null;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-}
-
-type SockJSConstructor = new (url: string, reserved: null, options: { transports: readonly string[] }) => SockJSClient;
-
-const SockJS: SockJSConstructor = require('sockjs-client');
+export { NODE_TRANSPORTS, type NodeTransport } from '../helpers/sockjs-client';
 
 export class NodeClient {
   readonly sock: SockJSClient;

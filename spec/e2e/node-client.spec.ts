@@ -9,31 +9,7 @@
  */
 import type { Subscription } from 'rxjs';
 import type { Connection } from '../../lib';
-
-interface SockJSOptions {
-  readonly transports?: string | readonly string[];
-  readonly timeout?: number;
-}
-
-interface SockJSCloseEvent {
-  readonly code: number;
-  readonly reason: string;
-  readonly wasClean: boolean;
-}
-
-/** The part of sockjs-client's SockJS object these tests use. */
-interface SockJSClient {
-  readonly readyState: number;
-  /** The transport's name once open; null before and after. */
-  readonly transport: string | null;
-  onopen: (() => void) | null;
-  onmessage: ((event: { readonly data: string }) => void) | null;
-  onclose: ((event: SockJSCloseEvent) => void) | null;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-}
-
-type SockJSConstructor = new (url: string, reserved?: null, options?: SockJSOptions) => SockJSClient;
+import { NODE_TRANSPORTS, type NodeTransport, SockJS, type SockJSClient, type SockJSCloseEvent } from '../helpers/sockjs-client';
 
 interface RunningServer {
   readonly url: string;
@@ -49,11 +25,10 @@ interface TestServerModule {
   }): Promise<RunningServer>;
 }
 
-const SockJS: SockJSConstructor = require('sockjs-client');
 const testServer: TestServerModule = require('../../examples/test-server/server');
 
-const TRANSPORTS = ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsource'] as const;
-type Transport = (typeof TRANSPORTS)[number];
+const TRANSPORTS = NODE_TRANSPORTS;
+type Transport = NodeTransport;
 const APIS = ['new', 'old'] as const;
 
 /** The bound of every wait: longer than disconnect_delay (5 s), shorter than the Jest timeout. */
