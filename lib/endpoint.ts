@@ -2,7 +2,7 @@
  * One prefix served on one HTTP server: its pipeline from HTTP events to session effects.
  *
  *   request / upgrade ──route──▶ static answer (greeting, info, iframe, 404, 405, preflight)
- *                          └───▶ session events ──▶ session table (groupBy key) ──▶ effects
+ *                          └───▶ session events ──▶ session table (grouped by key) ──▶ effects
  *
  * Everything that touches a response or a socket happens here or in the small adapters it calls.
  */
@@ -39,6 +39,7 @@ import { parsePayload } from './payload';
 import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
 import type { Receiver } from './session/receiver';
 import { INTERRUPTED, type SessionEvent, SHUTTING_DOWN } from './session/reducer';
+import { mergeEach } from './session/keyed';
 import { type Performed, type SessionContext, sessionTable } from './session/session';
 import { isFramer, mediaType, type ReceivingTransport, type SendingTransport } from './transports/transport';
 import {
@@ -111,7 +112,7 @@ export class Endpoint {
     this.#iframe = iframe(options.sockjs_url);
     this.#scheduler = scheduler;
     this.#wss = createWebsocketServer(options.max_message_size);
-    const events$ = this.#http$.pipe(mergeMap((event) => this.#dispatch(event)));
+    const events$ = this.#http$.pipe(mergeEach((event) => this.#dispatch(event)));
     this.#subscription = sessionTable<Live>(events$, {
       scheduler,
       config: { heartbeatDelay: options.heartbeat_delay, disconnectDelay: options.disconnect_delay },

@@ -3,11 +3,8 @@
  * the reducer in one small operator that also keeps the session's two timers.
  */
 import {
-  filter,
-  groupBy,
   type GroupedObservable,
   merge,
-  mergeMap,
   Observable,
   type SchedulerAction,
   type SchedulerLike,
@@ -26,6 +23,7 @@ import {
   step,
   type Step,
 } from './reducer';
+import { groupUntil, mergeEach } from './keyed';
 import { oneAtATime } from './one-at-a-time';
 
 /** What the effects of one session are performed against: its key and, once open, its connection. */
@@ -168,15 +166,12 @@ export function sessionTable<C>(
     const sessionEnv: SessionEnv = { ...env, post };
     const subscription = merge(external$, feedback$)
       .pipe(
-        // groupBy keeps its source while any group lives, and each group's duration subscribes
-        // to the group itself, so unsubscribing downstream alone would never reach the source
-        // (websockets mid-handshake, requests mid-body). Stopping the source first ends it all.
+        // Stopping the source first completes every group, so each session tears down in order.
         takeUntil(stop$),
         oneAtATime(),
-        groupBy((event) => event.key, {
-          duration: (group$) => group$.pipe(filter((event) => event.type === 'end')),
-        }),
-        mergeMap((group$) => runSession<C>(group$, sessionEnv)),
+        // A session's group completes after its end marker.
+        groupUntil((event) => event.key, (event) => event.type === 'end'),
+        mergeEach((group$) => runSession<C>(group$, sessionEnv)),
       )
       .subscribe(subscriber);
     return () => {

@@ -45,7 +45,11 @@ function fitReason(reason: string): string {
   return fitted;
 }
 
-function websocketSink(ws: WebSocket): Sink {
+function uncork(socket: Duplex): void {
+  socket.uncork();
+}
+
+function websocketSink(ws: WebSocket, socket: Duplex): Sink {
   return {
     write: (chunk, flushed) => {
       // An acknowledgement ignores the error argument: the close that follows ends the session.
@@ -62,7 +66,11 @@ function websocketSink(ws: WebSocket): Sink {
       ws.close(isValidCloseCode(why.code) ? why.code : 1000, fitReason(why.reason));
     },
     ping: () => {
-      if (ws.readyState === ws.OPEN) ws.ping();
+      if (ws.readyState !== ws.OPEN) return;
+      // The heartbeat frame written right after the ping leaves in the same packet.
+      socket.cork();
+      ws.ping();
+      process.nextTick(uncork, socket);
     },
   };
 }
@@ -105,7 +113,7 @@ export function websocketEvents(wss: WebSocketServer, upgrade: WebsocketUpgrade)
         limit: Infinity,
         delayDisconnect: false,
         pings: true,
-        sink: websocketSink(client),
+        sink: websocketSink(client, socket),
       };
       subscriber.next({ type: 'attach', key, receiver, request: req });
       client.on('pong', () => subscriber.next({ type: 'pong', key }));

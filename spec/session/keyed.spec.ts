@@ -1,0 +1,94 @@
+import { catchError, map, mergeMap, Observable, of, toArray } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { groupUntil, mergeEach } from '../../lib/session/keyed';
+
+const scheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+
+describe('groupUntil', () => {
+  it('groups by key, completes a group after its last value, and starts a new group for the key after it', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      // a1, b1, a2 and the end of a (a.), then a3 opens a second group for a.
+      const source = cold('-a-b-c-x-d-|', { a: 'a1', b: 'b1', c: 'a2', x: 'a.', d: 'a3' });
+      const groups = source.pipe(
+        groupUntil(
+          (value) => value[0],
+          (value) => value.endsWith('.'),
+        ),
+        mergeMap((group$) => group$.pipe(toArray(), map((values) => `${group$.key}:${values.join(',')}`))),
+      );
+      expectObservable(groups).toBe('-------x---(yz|)', { x: 'a:a1,a2,a.', y: 'b:b1', z: 'a:a3' });
+    });
+  });
+
+  it('errors every open group, then the output', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-a-b-#', { a: 'a1', b: 'b1' }, new Error('boom'));
+      const groups = source.pipe(
+        groupUntil(
+          (value) => value[0],
+          () => false,
+        ),
+        mergeMap((group$) => group$.pipe(catchError((error: Error) => of(`${group$.key} ${error.message}`)))),
+      );
+      expectObservable(groups).toBe('-a-b-(xy#)', { a: 'a1', b: 'b1', x: 'a boom', y: 'b boom' }, new Error('boom'));
+    });
+  });
+
+  it('unsubscribes its source when unsubscribed', () => {
+    scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+      const source = cold('-a-b-c-d-', { a: 'a1', b: 'b1', c: 'a2', d: 'b2' });
+      const groups = source.pipe(
+        groupUntil(
+          (value) => value[0],
+          () => false,
+        ),
+        mergeEach((group$) => group$),
+      );
+      expectObservable(groups, '^----!').toBe('-a-b-', { a: 'a1', b: 'b1' });
+      expectSubscriptions(source.subscriptions).toBe('^----!');
+    });
+  });
+});
+
+describe('mergeEach', () => {
+  it('merges every inner stream and completes after the source and all of them', () => {
+    scheduler().run(({ cold, hot, expectObservable }) => {
+      const inners: Record<string, Observable<string>> = {
+        a: cold('--1--2|', { 1: 'a1', 2: 'a2' }),
+        b: cold('-1|', { 1: 'b1' }),
+      };
+      const source = hot('-a-b-|');
+      expectObservable(source.pipe(mergeEach((name) => inners[name]!))).toBe('---xy-z|', { x: 'a1', y: 'b1', z: 'a2' });
+    });
+  });
+
+  it('passes an inner error on and unsubscribes the rest', () => {
+    scheduler().run(({ cold, hot, expectObservable, expectSubscriptions }) => {
+      const a = cold('----1', { 1: 'a1' });
+      const b = cold('-#', undefined, new Error('inner'));
+      const source = hot('-a-b--', { a, b });
+      expectObservable(source.pipe(mergeEach((inner) => inner))).toBe('----#', undefined, new Error('inner'));
+      expectSubscriptions(a.subscriptions).toBe('-^--!');
+    });
+  });
+
+  it('forgets inner streams that end at once, and unsubscribes the live ones when unsubscribed', () => {
+    scheduler().run(({ cold, hot, expectObservable, expectSubscriptions }) => {
+      const now = cold('(1|)', { 1: 'now' });
+      const later = cold('-----1', { 1: 'later' });
+      const source = hot('-a-b-----', { a: now, b: later });
+      expectObservable(source.pipe(mergeEach((inner) => inner)), '^-----!').toBe('-x----', { x: 'now' });
+      expectSubscriptions(later.subscriptions).toBe('---^--!');
+    });
+  });
+
+  it('errors when the projection throws', () => {
+    scheduler().run(({ hot, expectObservable }) => {
+      const source = hot('-a-');
+      const failing = mergeEach<string, string>(() => {
+        throw new Error('project');
+      });
+      expectObservable(source.pipe(failing)).toBe('-#', undefined, new Error('project'));
+    });
+  });
+});
