@@ -27,20 +27,100 @@ export function localBus(): BroadcastBus {
   };
 }
 
+/**
+ * Where a channel's members are kept: a list of its own, or, for the channel of every
+ * connection, the server's open connections (so that no connection carries a membership entry
+ * and a close listener only for being there), less those that left it.
+ */
+interface Membership {
+  has(connection: Connection): boolean;
+  add(connection: Connection): boolean;
+  delete(connection: Connection): boolean;
+  readonly size: number;
+  members(): Iterable<Connection>;
+}
+
+/** Members listed one by one; a member leaves by itself when it closes. */
+class Listed implements Membership {
+  /** Each member with the listener that makes it leave when it closes. */
+  readonly #members = new Map<Connection, () => void>();
+
+  constructor(private readonly left: (connection: Connection) => void) {}
+
+  has(connection: Connection): boolean {
+    return this.#members.has(connection);
+  }
+
+  add(connection: Connection): boolean {
+    if (this.#members.has(connection)) return false;
+    const onClose = () => this.left(connection);
+    this.#members.set(connection, onClose);
+    connection.once('close', onClose);
+    return true;
+  }
+
+  delete(connection: Connection): boolean {
+    const onClose = this.#members.get(connection);
+    if (!onClose) return false;
+    connection.off('close', onClose);
+    return this.#members.delete(connection);
+  }
+
+  get size(): number {
+    return this.#members.size;
+  }
+
+  members(): Iterable<Connection> {
+    return this.#members.keys();
+  }
+}
+
+/** Every open connection of a server, less those that left. */
+class Everyone implements Membership {
+  readonly #left = new WeakSet<Connection>();
+
+  constructor(private readonly open: () => Iterable<Connection>) {}
+
+  has(connection: Connection): boolean {
+    return connection.readyState === 1 && !this.#left.has(connection) && [...this.open()].includes(connection);
+  }
+
+  add(connection: Connection): boolean {
+    return this.#left.delete(connection);
+  }
+
+  delete(connection: Connection): boolean {
+    if (!this.has(connection)) return false;
+    this.#left.add(connection);
+    return true;
+  }
+
+  get size(): number {
+    let size = 0;
+    for (const _ of this.members()) size++;
+    return size;
+  }
+
+  *members(): Iterable<Connection> {
+    for (const connection of this.open()) if (connection.readyState === 1 && !this.#left.has(connection)) yield connection;
+  }
+}
+
 /** A named group of connections; what is published reaches every member in every process. */
 export class Channel {
   readonly name: string;
   /** Every message published on this channel, by any process. */
   readonly messages$: Observable<string>;
   readonly #bus: BroadcastBus;
-  /** Members here, each with the listener that makes it leave when it closes. */
-  readonly #members = new Map<Connection, () => void>();
+  readonly #members: Membership;
   #delivery: Subscription | null = null;
 
-  constructor(name: string, bus: BroadcastBus) {
+  /** `everyone`: the channel's members are these connections, as they are at each message. */
+  constructor(name: string, bus: BroadcastBus, everyone?: () => Iterable<Connection>) {
     this.name = name;
     this.#bus = bus;
     this.messages$ = bus.messages(name).pipe(share());
+    this.#members = everyone ? new Everyone(everyone) : new Listed((connection) => this.leave(connection));
   }
 
   /** Members in this process. */
@@ -54,22 +134,14 @@ export class Channel {
 
   /** Adds a connection; it leaves by itself when it closes. */
   join(connection: Connection): this {
-    if (this.#members.has(connection) || connection.readyState !== 1) return this;
-    const onClose = () => this.leave(connection);
-    this.#members.set(connection, onClose);
-    connection.once('close', onClose);
-    // The channel listens to the bus only while it has members here.
-    this.#delivery ??= this.messages$.subscribe((message) => {
-      for (const member of this.#members.keys()) member.write(message);
-    });
+    if (connection.readyState !== 1) return this;
+    this.#members.add(connection);
+    this.listen();
     return this;
   }
 
   leave(connection: Connection): this {
-    const onClose = this.#members.get(connection);
-    if (!onClose) return this;
-    connection.off('close', onClose);
-    this.#members.delete(connection);
+    if (!this.#members.delete(connection)) return this;
     if (this.#members.size === 0) this.stop();
     return this;
   }
@@ -77,6 +149,14 @@ export class Channel {
   /** Sends `message` to every member, in this process and the others on the bus. */
   publish(message: string): void {
     this.#bus.publish(this.name, message);
+  }
+
+  /** Delivers what the bus carries to the members here; a channel listens only while it has some. */
+  listen(): void {
+    this.#delivery ??= this.messages$.subscribe((message) => {
+      // A member that closes while a message is delivered leaves the list; deliver to a copy.
+      for (const member of [...this.#members.members()]) member.write(message);
+    });
   }
 
   /** Stops delivering to members in this process. */

@@ -55,11 +55,12 @@ export interface ConnectionInit {
   readonly maxQueueSize: number;
 }
 
-/** What the session table does to a connection: hand it messages, tell it the session closed. */
-export interface ConnectionControl {
-  deliver(messages: readonly string[]): void;
-  closed(why: CloseReason): void;
-}
+/**
+ * What the session table does to a connection: hand it messages, tell it the session closed.
+ * Functions rather than methods, so that they stay off the application's API.
+ */
+export let deliverTo: (connection: Connection, messages: readonly string[]) => void;
+export let closeConnection: (connection: Connection, why: CloseReason) => void;
 
 type WriteCallback = (error?: Error | null) => void;
 
@@ -82,23 +83,28 @@ export class Connection extends Duplex {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly address: AddressInfo | Record<string, never>;
-  /** Each message from the client; completes when the connection closes. */
-  readonly messages$: Observable<string>;
-  /** Emits the close code and reason once, then completes. */
-  readonly closed$: Observable<CloseReason>;
-
   readonly #key: SessionKey;
   readonly #post: (event: SessionEvent) => void;
-  readonly #messages = new Subject<string>();
-  readonly #closed = new AsyncSubject<CloseReason>();
-  readonly #decoder = new StringDecoder('utf8');
   readonly #maxQueueSize: number;
   #readyState: ReadyState = OPEN;
+  /** Why the session closed, once it has. */
+  #why: CloseReason | null = null;
+  // Made on first use: most applications use either the events or the observables, and a
+  // server holds thousands of idle connections.
+  #messages: Subject<string> | null = null;
+  #messages$: Observable<string> | null = null;
+  #closed: AsyncSubject<CloseReason> | null = null;
+  #closed$: Observable<CloseReason> | null = null;
+  #decoder: StringDecoder | null = null;
 
-  /** Creates a connection and the handle the session table drives it with. */
-  static open(init: ConnectionInit): { connection: Connection; control: ConnectionControl } {
-    const connection = new Connection(init);
-    return { connection, control: connection.#control() };
+  static {
+    deliverTo = (connection, messages) => connection.#deliver(messages);
+    closeConnection = (connection, why) => connection.#close(why);
+  }
+
+  /** Creates a connection; the session table drives it with `deliverTo` and `closeConnection`. */
+  static open(init: ConnectionInit): Connection {
+    return new Connection(init);
   }
 
   private constructor(init: ConnectionInit) {
@@ -117,8 +123,29 @@ export class Connection extends Duplex {
     this.remotePort = socket.remotePort ?? 0;
     const address = socket.address();
     this.address = 'port' in address ? address : {};
-    this.messages$ = this.#messages.asObservable();
-    this.closed$ = this.#closed.asObservable();
+  }
+
+  /** Each message from the client; completes when the connection closes. */
+  get messages$(): Observable<string> {
+    if (!this.#messages$) {
+      this.#messages = new Subject<string>();
+      if (this.#why) this.#messages.complete();
+      this.#messages$ = this.#messages.asObservable();
+    }
+    return this.#messages$;
+  }
+
+  /** Emits the close code and reason once, then completes. */
+  get closed$(): Observable<CloseReason> {
+    if (!this.#closed$) {
+      this.#closed = new AsyncSubject<CloseReason>();
+      if (this.#why) {
+        this.#closed.next(this.#why);
+        this.#closed.complete();
+      }
+      this.#closed$ = this.#closed.asObservable();
+    }
+    return this.#closed$;
   }
 
   /** 0 connecting, 1 open, 2 closing, 3 closed. */
@@ -187,7 +214,9 @@ export class Connection extends Duplex {
   }
 
   #text(chunk: string | Buffer): string {
-    return typeof chunk === 'string' ? chunk : this.#decoder.write(chunk);
+    if (typeof chunk === 'string') return chunk;
+    this.#decoder ??= new StringDecoder('utf8');
+    return this.#decoder.write(chunk);
   }
 
   #outgoing(messages: string[], callback: WriteCallback): void {
@@ -199,25 +228,23 @@ export class Connection extends Duplex {
     this.#post({ type: 'outgoing', key: this.#key, messages, ack: () => callback() });
   }
 
-  #control(): ConnectionControl {
-    return {
-      deliver: (messages) => {
-        for (const message of messages) {
-          this.#messages.next(message);
-          // The Readable side buffers only once someone reads it (a `data` listener, `pipe`,
-          // `pause`), so an application that uses `messages$` alone keeps nothing in memory.
-          if (this.readableFlowing !== null) this.push(message);
-        }
-      },
-      closed: (why) => {
-        if (this.#readyState === CLOSED) return;
-        this.#readyState = CLOSED;
-        this.#messages.complete();
-        this.#closed.next(why);
-        this.#closed.complete();
-        this.push(null);
-        this.destroy();
-      },
-    };
+  #deliver(messages: readonly string[]): void {
+    for (const message of messages) {
+      this.#messages?.next(message);
+      // The Readable side buffers only once someone reads it (a `data` listener, `pipe`,
+      // `pause`), so an application that uses `messages$` alone keeps nothing in memory.
+      if (this.readableFlowing !== null) this.push(message);
+    }
+  }
+
+  #close(why: CloseReason): void {
+    if (this.#readyState === CLOSED) return;
+    this.#readyState = CLOSED;
+    this.#why = why;
+    this.#messages?.complete();
+    this.#closed?.next(why);
+    this.#closed?.complete();
+    this.push(null);
+    this.destroy();
   }
 }

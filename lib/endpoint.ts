@@ -10,7 +10,7 @@ import { randomInt } from 'crypto';
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
 import { concat, EMPTY, filter, fromEvent, map, mergeMap, Observable, of, type SchedulerLike, Subject, type Subscription, take } from 'rxjs';
-import { Connection, type ConnectionControl } from './connection';
+import { closeConnection, Connection, deliverTo } from './connection';
 import {
   cacheForAYear,
   corsHeaders,
@@ -83,11 +83,6 @@ export type HttpEvent =
       readonly route: Route;
     };
 
-interface Live {
-  readonly connection: Connection;
-  readonly control: ConnectionControl;
-}
-
 export interface EndpointHooks {
   readonly connection: (connection: Connection) => void;
 }
@@ -104,7 +99,7 @@ export class Endpoint {
   #websockets = 0;
   #sessions = 0;
   /** Sessions with a connection, so that closing the endpoint can close each of them. */
-  readonly #open = new Set<SessionContext<Live>>();
+  readonly #open = new Set<SessionContext<Connection>>();
 
   constructor(options: ResolvedOptions, scheduler: SchedulerLike, hooks: EndpointHooks) {
     this.options = options;
@@ -113,7 +108,7 @@ export class Endpoint {
     this.#scheduler = scheduler;
     this.#wss = createWebsocketServer(options.max_message_size);
     const events$ = this.#http$.pipe(mergeEach((event) => this.#dispatch(event)));
-    this.#subscription = sessionTable<Live>(events$, {
+    this.#subscription = sessionTable<Connection>(events$, {
       scheduler,
       config: { heartbeatDelay: options.heartbeat_delay, disconnectDelay: options.disconnect_delay },
       log: (severity, message) => this.#log(severity, message),
@@ -124,6 +119,11 @@ export class Endpoint {
   /** Sessions alive in this endpoint's table. */
   get sessionCount(): number {
     return this.#sessions;
+  }
+
+  /** The open connections of this endpoint's sessions. */
+  *connections(): Iterable<Connection> {
+    for (const session of this.#open) if (session.connection) yield session.connection;
   }
 
   /** Routes a request; false when it lies outside the prefix and belongs to someone else. */
@@ -158,6 +158,9 @@ export class Endpoint {
   #log(severity: string, message: string): void {
     this.options.log(severity, message);
   }
+
+  /** `#log` as a function, one per endpoint, for what outlives a request (a websocket). */
+  readonly #logger = (severity: string, message: string): void => this.#log(severity, message);
 
   #dispatch(event: HttpEvent): Observable<SessionEvent> {
     try {
@@ -336,14 +339,14 @@ export class Endpoint {
       key,
       receiverId: ++this.#receivers,
       kind,
-      log: (severity: string, message: string) => this.#log(severity, message),
+      log: this.#logger,
     };
     // Without the option a hixie-76 request goes to `ws`, which answers it 400 and closes.
     if (kind === SOCKJS_WEBSOCKET && this.options.hixie76 && isHixie76(req)) return hixie76Events(upgrade, this.options.max_message_size);
     return websocketEvents(this.#wss, upgrade);
   }
 
-  #perform({ session, effect }: Performed<Live>, hooks: EndpointHooks): void {
+  #perform({ session, effect }: Performed<Connection>, hooks: EndpointHooks): void {
     switch (effect.type) {
       case 'write': {
         const { acks } = effect;
@@ -359,7 +362,7 @@ export class Endpoint {
         effect.receiver.sink.ping?.();
         break;
       case 'open': {
-        const live = Connection.open({
+        const connection = Connection.open({
           key: session.key,
           prefix: this.options.prefix,
           protocol: effect.receiver.protocol,
@@ -367,14 +370,14 @@ export class Endpoint {
           post: session.post,
           maxQueueSize: this.options.max_queue_size,
         });
-        session.connection = live;
+        session.connection = connection;
         this.#open.add(session);
         this.#log('debug', `session ${String(session.key)} opened over ${effect.receiver.protocol}`);
-        hooks.connection(live.connection);
+        hooks.connection(connection);
         break;
       }
       case 'deliver':
-        session.connection?.control.deliver(effect.messages);
+        if (session.connection) deliverTo(session.connection, effect.messages);
         break;
       case 'reply':
         if (effect.accepted) effect.reply.accept();
@@ -384,11 +387,11 @@ export class Endpoint {
         effect.ack();
         break;
       case 'closed':
-        session.connection?.control.closed(effect.why);
+        if (session.connection) closeConnection(session.connection, effect.why);
         break;
       case 'end':
         // Every path to the end has told the connection already; this only guards against a gap.
-        session.connection?.control.closed(INTERRUPTED);
+        if (session.connection) closeConnection(session.connection, INTERRUPTED);
         session.connection = null;
         this.#open.delete(session);
         break;

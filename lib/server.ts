@@ -98,7 +98,7 @@ export class Server extends EventEmitter {
   channel(name: string): Channel {
     let channel = this.#channels.get(name);
     if (!channel) {
-      channel = new Channel(name, this.#bus);
+      channel = new Channel(name, this.#bus, name === EVERYONE ? () => this.#openConnections() : undefined);
       this.#channels.set(name, channel);
     }
     return channel;
@@ -119,12 +119,17 @@ export class Server extends EventEmitter {
     this.#connections.complete();
   }
 
+  *#openConnections(): Iterable<Connection> {
+    for (const installation of this.#installations) yield* installation.endpoint.connections();
+  }
+
   #install(http: HttpServer, overrides?: ServerOptions): void {
     const options = resolveOptions(this.options, overrides);
     for (const notice of optionNotices(overrides)) options.log('info', notice);
     const endpoint = new Endpoint(options, options.scheduler, {
       connection: (connection) => {
-        this.channel(EVERYONE).join(connection);
+        // Every open connection is in `*` without joining it; the channel starts listening with the first.
+        this.channel(EVERYONE).listen();
         this.emit('connection', connection);
         this.#connections.next(connection);
       },

@@ -102,6 +102,29 @@ describe('channels', () => {
     await eventually(() => room.size === 0, 2000, 'the member to leave');
   });
 
+  it('has every open connection in *, lets one leave it and join it again, and drops closed ones', async () => {
+    const n = await node();
+    const a = await websocketOn(n);
+    const b = await websocketOn(n);
+    const everyone = n.sockjs.channel('*');
+    const [first, second] = n.connections as [Connection, Connection];
+    expect(everyone.size).toBe(2);
+    expect(everyone.has(first) && everyone.has(second)).toBe(true);
+    everyone.leave(first);
+    expect(everyone.has(first)).toBe(false);
+    expect(everyone.size).toBe(1);
+    n.sockjs.broadcast('without a');
+    expect(await receive(b, 1)).toEqual(['without a']);
+    everyone.join(first);
+    n.sockjs.broadcast('with a');
+    // a never saw the broadcast it had left for: its next message is the one after it joined.
+    expect(await receive(a, 1)).toEqual(['with a']);
+    expect(await receive(b, 1)).toEqual(['with a']);
+    b.ws.close();
+    await eventually(() => everyone.size === 1, 2000, 'the closed connection to leave *');
+    expect(everyone.has(second)).toBe(false);
+  });
+
   it('shows every published message on messages$', async () => {
     const n = await node();
     const room = n.sockjs.channel('room');

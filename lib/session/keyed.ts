@@ -6,16 +6,59 @@
  * or a Set, so a session starts and ends in constant time, and behave as those operators
  * otherwise do.
  */
-import {
-  type GroupedObservable,
-  from,
-  type ObservableInput,
-  Observable,
-  type Observer,
-  type OperatorFunction,
-  Subject,
-  type Subscription,
-} from 'rxjs';
+import { from, type GroupedObservable, Observable, type ObservableInput, type OperatorFunction, Subscriber, type TeardownLogic } from 'rxjs';
+
+/**
+ * One group of `groupUntil`: a multicast stream of the values with its key. Most groups have
+ * exactly one subscriber (their session), so that one is held in a field and only further
+ * subscribers get a list.
+ */
+class Group<K, T> extends Observable<T> implements GroupedObservable<K, T> {
+  #first: Subscriber<T> | null = null;
+  #others: Subscriber<T>[] | null = null;
+  #ended: { readonly error: unknown } | null = null;
+
+  constructor(readonly key: K) {
+    super((subscriber) => this.#add(subscriber));
+  }
+
+  #add(subscriber: Subscriber<T>): TeardownLogic {
+    if (this.#ended) {
+      const { error } = this.#ended;
+      if (error === undefined) subscriber.complete();
+      else subscriber.error(error);
+      return undefined;
+    }
+    if (!this.#first) this.#first = subscriber;
+    else (this.#others ??= []).push(subscriber);
+    return () => {
+      if (this.#first === subscriber) this.#first = this.#others?.shift() ?? null;
+      else if (this.#others) this.#others = this.#others.filter((other) => other !== subscriber);
+    };
+  }
+
+  #each(): Subscriber<T>[] {
+    if (!this.#first) return [];
+    return this.#others ? [this.#first, ...this.#others] : [this.#first];
+  }
+
+  push(value: T): void {
+    if (this.#others) for (const subscriber of this.#each()) subscriber.next(value);
+    else this.#first?.next(value);
+  }
+
+  end(error?: unknown): void {
+    if (this.#ended) return;
+    this.#ended = { error };
+    const subscribers = this.#each();
+    this.#first = null;
+    this.#others = null;
+    for (const subscriber of subscribers) {
+      if (error === undefined) subscriber.complete();
+      else subscriber.error(error);
+    }
+  }
+}
 
 /**
  * `groupBy(keyOf)` whose group for a key completes right after the value `isLast` picks: the
@@ -25,33 +68,33 @@ import {
 export function groupUntil<T, K>(keyOf: (value: T) => K, isLast: (value: T) => boolean): OperatorFunction<T, GroupedObservable<K, T>> {
   return (source) =>
     new Observable<GroupedObservable<K, T>>((subscriber) => {
-      const groups = new Map<K, Subject<T>>();
-      const closeAll = (close: (group: Subject<T>) => void) => {
+      const groups = new Map<K, Group<K, T>>();
+      const endAll = (error?: unknown) => {
         const open = [...groups.values()];
         groups.clear();
-        open.forEach(close);
+        for (const group of open) group.end(error);
       };
       const subscription = source.subscribe({
         next: (value) => {
           const key = keyOf(value);
           let group = groups.get(key);
           if (!group) {
-            group = new Subject<T>();
+            group = new Group<K, T>(key);
             groups.set(key, group);
-            subscriber.next(Object.assign(group.asObservable(), { key }));
+            subscriber.next(group);
           }
-          group.next(value);
+          group.push(value);
           if (isLast(value) && groups.get(key) === group) {
             groups.delete(key);
-            group.complete();
+            group.end();
           }
         },
         error: (error: unknown) => {
-          closeAll((group) => group.error(error));
+          endAll(error ?? new Error('undefined error'));
           subscriber.error(error);
         },
         complete: () => {
-          closeAll((group) => group.complete());
+          endAll();
           subscriber.complete();
         },
       });
@@ -62,26 +105,30 @@ export function groupUntil<T, K>(keyOf: (value: T) => K, isLast: (value: T) => b
     });
 }
 
-/** One inner stream of `mergeEach`, which forgets itself when it ends. */
-class Inner<R> implements Observer<R> {
-  subscription: Subscription | null = null;
+/**
+ * One inner stream of `mergeEach`, which forgets itself when it ends. A Subscriber itself, so
+ * that RxJS wraps it in nothing more.
+ */
+class Inner<R> extends Subscriber<R> {
   done = false;
 
-  constructor(
-    private readonly outer: { next(value: R): void; error(error: unknown): void; finished(inner: Inner<R>): void },
-  ) {}
+  constructor(private readonly outer: { next(value: R): void; error(error: unknown): void; finished(inner: Inner<R>): void }) {
+    super();
+  }
 
-  next(value: R): void {
+  protected override _next(value: R): void {
     this.outer.next(value);
   }
 
-  error(error: unknown): void {
+  protected override _error(error: unknown): void {
     this.done = true;
+    this.unsubscribe();
     this.outer.error(error);
   }
 
-  complete(): void {
+  protected override _complete(): void {
     this.done = true;
+    this.unsubscribe();
     this.outer.finished(this);
   }
 }
@@ -114,7 +161,7 @@ export function mergeEach<T, R>(project: (value: T) => ObservableInput<R>): Oper
           }
           const inner = new Inner<R>(outer);
           open.add(inner);
-          inner.subscription = from(input).subscribe(inner);
+          from(input).subscribe(inner);
           // An inner stream that ended while it was subscribed has forgotten itself already.
           if (inner.done) open.delete(inner);
         },
@@ -128,7 +175,7 @@ export function mergeEach<T, R>(project: (value: T) => ObservableInput<R>): Oper
         subscription.unsubscribe();
         const inners = [...open];
         open.clear();
-        for (const inner of inners) inner.subscription?.unsubscribe();
+        for (const inner of inners) inner.unsubscribe();
       };
     });
 }

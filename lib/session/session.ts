@@ -9,6 +9,7 @@ import {
   type SchedulerAction,
   type SchedulerLike,
   Subject,
+  Subscriber,
   type Subscription,
   takeUntil,
 } from 'rxjs';
@@ -59,17 +60,16 @@ class Alarm {
   #action: Subscription | null = null;
 
   constructor(
-    private readonly scheduler: SchedulerLike,
-    private readonly post: (event: SessionEvent) => void,
+    private readonly session: Session<unknown>,
     private readonly event: 'heartbeat' | 'expire',
-    private readonly key: SessionKey,
   ) {}
 
   at(due: number | null): void {
     if (due === this.#due) return;
     this.#due = due;
     this.#action?.unsubscribe();
-    this.#action = due === null ? null : this.scheduler.schedule(ring, Math.max(0, due - this.scheduler.now()), this);
+    const { scheduler } = this.session.env;
+    this.#action = due === null ? null : scheduler.schedule(ring, Math.max(0, due - scheduler.now()), this);
   }
 
   cancel(): void {
@@ -79,7 +79,7 @@ class Alarm {
 
   ring(): void {
     this.#action = null;
-    this.post({ type: this.event, key: this.key });
+    this.session.post({ type: this.event, key: this.session.key });
   }
 }
 
@@ -111,41 +111,67 @@ function safeStep(state: SessionState, event: SessionEvent, env: SessionEnv): St
 /**
  * One session: the reducer over its events, its effects emitted as they are stepped, and its
  * heartbeat and expiry timers. Only the state outlives a step, never its effects (which hold the
- * request).
+ * request). A server holds thousands of these, so a session is one object, not closures.
  */
+class Session<C> extends Subscriber<SessionEvent> implements SessionContext<C> {
+  connection: C | null = null;
+  #state: SessionState = INITIAL;
+  readonly #heartbeat: Alarm = new Alarm(this, 'heartbeat');
+  readonly #expiry: Alarm = new Alarm(this, 'expire');
+
+  constructor(
+    readonly key: SessionKey,
+    readonly env: SessionEnv,
+    private readonly out: Subscriber<Performed<C>>,
+  ) {
+    super();
+    env.count?.(1);
+  }
+
+  get post(): (event: SessionEvent) => void {
+    return this.env.post;
+  }
+
+  protected override _next(event: SessionEvent): void {
+    const { state, effects } = safeStep(this.#state, event, this.env);
+    this.#state = state;
+    // Timers first: they must see a step's state before its effects can post new events.
+    this.#heartbeat.at(state.heartbeatAt);
+    this.#expiry.at(state.expireAt);
+    for (const effect of effects) {
+      // The end marker goes back through the table, where it closes this group.
+      if (effect.type === 'end') this.env.post({ type: 'end', key: this.key });
+      this.out.next({ session: this, effect });
+    }
+  }
+
+  protected override _error(error: unknown): void {
+    this.unsubscribe();
+    this.out.error(error);
+  }
+
+  protected override _complete(): void {
+    this.unsubscribe();
+    this.out.complete();
+  }
+
+  override unsubscribe(): void {
+    if (this.closed) return;
+    super.unsubscribe();
+    this.#heartbeat.cancel();
+    this.#expiry.cancel();
+    this.env.count?.(-1);
+  }
+}
+
 export function runSession<C>(
   events$: GroupedObservable<SessionKey, SessionEvent>,
   env: SessionEnv,
 ): Observable<Performed<C>> {
   return new Observable<Performed<C>>((subscriber) => {
-    const { key } = events$;
-    const session: SessionContext<C> = { key, post: env.post, connection: null };
-    const heartbeat = new Alarm(env.scheduler, env.post, 'heartbeat', key);
-    const expiry = new Alarm(env.scheduler, env.post, 'expire', key);
-    let state: SessionState = INITIAL;
-    env.count?.(1);
-    const subscription = events$.subscribe({
-      next: (event) => {
-        const { state: next, effects } = safeStep(state, event, env);
-        state = next;
-        // Timers first: they must see a step's state before its effects can post new events.
-        heartbeat.at(next.heartbeatAt);
-        expiry.at(next.expireAt);
-        for (const effect of effects) {
-          // The end marker goes back through the table, where it closes this group.
-          if (effect.type === 'end') env.post({ type: 'end', key });
-          subscriber.next({ session, effect });
-        }
-      },
-      error: (error: unknown) => subscriber.error(error),
-      complete: () => subscriber.complete(),
-    });
-    return () => {
-      subscription.unsubscribe();
-      heartbeat.cancel();
-      expiry.cancel();
-      env.count?.(-1);
-    };
+    const session = new Session<C>(events$.key, env, subscriber);
+    events$.subscribe(session);
+    return session;
   });
 }
 

@@ -6,8 +6,8 @@
  */
 import type { IncomingMessage } from 'http';
 import type { Duplex } from 'stream';
-import { Observable } from 'rxjs';
-import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { Observable, type Subscriber } from 'rxjs';
+import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { errorText, type StaticResponse } from '../http/pages';
 import { parseWebsocketPayload } from '../payload';
 import type { CloseReason, SessionEvent, SessionKey } from '../session/reducer';
@@ -49,32 +49,6 @@ function uncork(socket: Duplex): void {
   socket.uncork();
 }
 
-function websocketSink(ws: WebSocket, socket: Duplex): Sink {
-  return {
-    write: (chunk, flushed) => {
-      // An acknowledgement ignores the error argument: the close that follows ends the session.
-      if (ws.readyState === ws.OPEN) ws.send(chunk, flushed);
-      else flushed?.();
-    },
-    end: (why: CloseReason, abort?: boolean) => {
-      if (abort) {
-        ws.terminate();
-        return;
-      }
-      if (ws.readyState !== ws.OPEN && ws.readyState !== ws.CONNECTING) return;
-      // Codes the wire cannot carry (2010, 1006 ...) close as a normal closure with their reason.
-      ws.close(isValidCloseCode(why.code) ? why.code : 1000, fitReason(why.reason));
-    },
-    ping: () => {
-      if (ws.readyState !== ws.OPEN) return;
-      // The heartbeat frame written right after the ping leaves in the same packet.
-      socket.cork();
-      ws.ping();
-      process.nextTick(uncork, socket);
-    },
-  };
-}
-
 function text(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data).toString('utf8');
@@ -90,54 +64,159 @@ export interface WebsocketUpgrade {
   readonly log: (severity: string, message: string) => void;
 }
 
+/** A `ws` socket that knows the receiver it feeds, so that one set of listeners serves every socket. */
+class SessionWebSocket extends WebSocket {
+  receiver: WebsocketReceiver | null = null;
+}
+
+/** The receiver of a socket of this module's `ws` server, which only ever makes SessionWebSockets. */
+function receiverOf(ws: WebSocket): WebsocketReceiver | null {
+  return (ws as SessionWebSocket).receiver;
+}
+
+function onMessage(this: WebSocket, data: RawData): void {
+  receiverOf(this)?.message(data);
+}
+
+function onPong(this: WebSocket): void {
+  receiverOf(this)?.pong();
+}
+
+function onError(this: WebSocket, error: Error): void {
+  receiverOf(this)?.error(error);
+}
+
+function onClose(this: WebSocket, code: number, reason: Buffer): void {
+  const receiver = receiverOf(this);
+  (this as SessionWebSocket).receiver = null;
+  receiver?.detached({ code, reason: reason.toString('utf8') });
+}
+
+/**
+ * One websocket of a session: the receiver its frames go to, and the source of its events. A
+ * session holds one per open websocket for as long as it lives, so it is one object with
+ * methods rather than a handful of closures, and keeps nothing of the upgrade request.
+ */
+class WebsocketReceiver implements Receiver, Sink {
+  readonly protocol: WebsocketKind['protocol'];
+  readonly framing: Framing;
+  readonly limit = Infinity;
+  readonly delayDisconnect = false;
+  readonly pings = true;
+  readonly sink: Sink = this;
+  readonly url: string;
+  readonly log: (severity: string, message: string) => void;
+  #ws: SessionWebSocket | null = null;
+
+  constructor(
+    readonly id: number,
+    readonly key: SessionKey,
+    kind: WebsocketKind,
+    upgrade: WebsocketUpgrade,
+    private readonly socket: Duplex,
+    private readonly events: Subscriber<SessionEvent>,
+  ) {
+    this.protocol = kind.protocol;
+    this.framing = kind.framing;
+    this.url = upgrade.req.url ?? '';
+    this.log = upgrade.log;
+  }
+
+  wrap(frame: string): string {
+    return frame;
+  }
+
+  /** The handshake is done: the session attaches this receiver. */
+  opened(ws: SessionWebSocket, request: IncomingMessage): void {
+    this.#ws = ws;
+    ws.receiver = this;
+    ws.on('message', onMessage);
+    ws.on('pong', onPong);
+    // Protocol errors (bad frames, invalid UTF-8) are answered by `ws` with a close frame; the
+    // `close` event that follows ends the session.
+    ws.on('error', onError);
+    ws.on('close', onClose);
+    this.emit({ type: 'attach', key: this.key, receiver: this, request });
+  }
+
+  emit(event: SessionEvent): void {
+    this.events.next(event);
+  }
+
+  pong(): void {
+    this.emit({ type: 'pong', key: this.key });
+  }
+
+  error(error: Error): void {
+    this.log('info', `websocket ${this.url}: ${error.message}`);
+  }
+
+  message(data: RawData): void {
+    const message = text(data);
+    if (this.framing === 'raw') {
+      this.emit({ type: 'incoming', key: this.key, messages: [message] });
+      return;
+    }
+    const payload = parseWebsocketPayload(message);
+    this.emit(payload.ok ? { type: 'incoming', key: this.key, messages: payload.messages } : { type: 'broken', key: this.key });
+  }
+
+  detached(why: CloseReason): void {
+    this.emit({ type: 'detach', key: this.key, receiverId: this.id, why });
+    this.events.complete();
+  }
+
+  write(chunk: string, flushed?: () => void): void {
+    const ws = this.#ws;
+    // An acknowledgement ignores the error argument: the close that follows ends the session.
+    if (ws && ws.readyState === ws.OPEN) ws.send(chunk, flushed);
+    else flushed?.();
+  }
+
+  end(why: CloseReason, abort?: boolean): void {
+    const ws = this.#ws;
+    if (!ws) return;
+    if (abort) {
+      ws.terminate();
+      return;
+    }
+    if (ws.readyState !== ws.OPEN && ws.readyState !== ws.CONNECTING) return;
+    // Codes the wire cannot carry (2010, 1006 ...) close as a normal closure with their reason.
+    ws.close(isValidCloseCode(why.code) ? why.code : 1000, fitReason(why.reason));
+  }
+
+  ping(): void {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== ws.OPEN) return;
+    // The heartbeat frame written right after the ping leaves in the same packet.
+    this.socket.cork();
+    ws.ping();
+    process.nextTick(uncork, this.socket);
+  }
+
+  /** The session table let go of this websocket: drop it. */
+  unsubscribe(): void {
+    const ws = this.#ws;
+    if (ws && ws.readyState !== ws.CLOSED) ws.terminate();
+  }
+}
+
 /**
  * The events of one websocket: `attach` once the handshake is done, `incoming` per message,
  * `detach` when the peer goes. Unsubscribing terminates the socket.
  */
 export function websocketEvents(wss: WebSocketServer, upgrade: WebsocketUpgrade): Observable<SessionEvent> {
-  const { req, socket, head, key, receiverId, kind, log } = upgrade;
   return new Observable<SessionEvent>((subscriber) => {
-    let ws: WebSocket | undefined;
+    const { req, socket, head } = upgrade;
+    const receiver = new WebsocketReceiver(upgrade.receiverId, upgrade.key, upgrade.kind, upgrade, socket, subscriber);
     // `ws` answers a bad handshake itself and destroys the socket, without calling back.
-    const onSocketClose = () => {
-      if (!ws) subscriber.complete();
-    };
-    socket.once('close', onSocketClose);
-    wss.handleUpgrade(req, socket, head, (client) => {
-      ws = client;
-      const receiver: Receiver = {
-        id: receiverId,
-        protocol: kind.protocol,
-        framing: kind.framing,
-        wrap: (frame) => frame,
-        limit: Infinity,
-        delayDisconnect: false,
-        pings: true,
-        sink: websocketSink(client, socket),
-      };
-      subscriber.next({ type: 'attach', key, receiver, request: req });
-      client.on('pong', () => subscriber.next({ type: 'pong', key }));
-      client.on('message', (data) => {
-        const message = text(data);
-        if (kind.framing === 'raw') {
-          subscriber.next({ type: 'incoming', key, messages: [message] });
-          return;
-        }
-        const payload = parseWebsocketPayload(message);
-        subscriber.next(payload.ok ? { type: 'incoming', key, messages: payload.messages } : { type: 'broken', key });
-      });
-      // Protocol errors (bad frames, invalid UTF-8) are answered by `ws` with a close frame; the
-      // `close` event that follows ends the session.
-      client.on('error', (error) => log('info', `websocket ${req.url}: ${error.message}`));
-      client.on('close', (code, reason) => {
-        subscriber.next({ type: 'detach', key, receiverId, why: { code, reason: reason.toString('utf8') } });
-        subscriber.complete();
-      });
+    const refused = () => subscriber.complete();
+    socket.once('close', refused);
+    wss.handleUpgrade(req, socket, head, (client, request) => {
+      socket.off('close', refused);
+      receiver.opened(client as SessionWebSocket, request);
     });
-    return () => {
-      socket.off('close', onSocketClose);
-      if (ws && ws.readyState !== ws.CLOSED) ws.terminate();
-    };
+    return receiver;
   });
 }
 
@@ -146,5 +225,5 @@ export function websocketEvents(wss: WebSocketServer, upgrade: WebsocketUpgrade)
  * `maxPayload` bytes closes the websocket with 1009.
  */
 export function createWebsocketServer(maxPayload: number): WebSocketServer {
-  return new WebSocketServer({ noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload });
+  return new WebSocketServer({ noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload, WebSocket: SessionWebSocket });
 }
