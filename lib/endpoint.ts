@@ -9,7 +9,7 @@
 import { randomInt } from 'crypto';
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
-import { concat, EMPTY, filter, fromEvent, map, mergeMap, Observable, of, type SchedulerLike, Subject, type Subscription, take } from 'rxjs';
+import { EMPTY, Observable, type SchedulerLike, Subject, type Subscriber, type Subscription } from 'rxjs';
 import { closeConnection, Connection, deliverTo } from './connection';
 import {
   cacheForAYear,
@@ -37,8 +37,8 @@ import { respond, respondOnSocket, setHeaders } from './http/respond';
 import type { ResolvedOptions } from './options';
 import { parsePayload } from './payload';
 import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
-import type { Receiver } from './session/receiver';
-import { INTERRUPTED, type SessionEvent, SHUTTING_DOWN } from './session/reducer';
+import type { Receiver, Sink } from './session/receiver';
+import { INTERRUPTED, type SessionEvent, type SessionKey, SHUTTING_DOWN } from './session/reducer';
 import { mergeEach } from './session/keyed';
 import { type Performed, type SessionContext, sessionTable } from './session/session';
 import { isFramer, mediaType, type ReceivingTransport, type SendingTransport } from './transports/transport';
@@ -266,53 +266,34 @@ export class Endpoint {
     res.setHeader('Content-Type', transport.contentType);
     res.writeHead(200);
     if (framer.prelude) res.write(framer.prelude);
-    const receiver: Receiver = {
-      id: ++this.#receivers,
-      protocol: transport.protocol,
-      framing: 'sockjs',
-      wrap: framer.wrap,
-      limit: transport.streaming ? this.options.response_limit : 1,
-      delayDisconnect: true,
-      pings: false,
-      sink: {
-        write: (chunk, flushed) => {
-          if (res.writableEnded || res.destroyed) flushed?.();
-          // An acknowledgement ignores the error argument: there is nothing left to do for the write.
-          else res.write(chunk, flushed);
-        },
-        end: () => {
-          if (!res.writableEnded) res.end();
-        },
-      },
-    };
-    // A response that closes before the server ended it was dropped by the client.
-    const aborted$ = fromEvent(res, 'close').pipe(
-      take(1),
-      filter(() => !res.writableEnded),
-      map((): SessionEvent => ({ type: 'detach', key, receiverId: receiver.id, why: INTERRUPTED })),
-    );
-    return concat(of<SessionEvent>({ type: 'attach', key, receiver, request: req }), aborted$);
+    const receiver = new ResponseReceiver(++this.#receivers, key, transport, framer.wrap, this.options.response_limit, res);
+    return new Observable<SessionEvent>((subscriber) => {
+      subscriber.next({ type: 'attach', key, receiver, request: req });
+      receiver.listen(subscriber);
+      return receiver;
+    });
   }
 
   #send(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: string): Observable<SessionEvent> {
     if (transport.cors === 'xhr') setHeaders(res, this.#cors(req));
-    return readBody(req, this.options.max_message_size).pipe(
-      mergeMap((body): Observable<SessionEvent> => {
-        if (body === null) {
-          // The rest of the body is not read: the connection closes after the answer.
-          res.setHeader('Connection', 'close');
-          return this.#answer(req, res, errorText(413, 'Payload too large.'));
-        }
-        const payload = parsePayload(transport.payload(mediaType(req.headers['content-type']), body));
-        if (!payload.ok) return this.#answer(req, res, protocolError(payload.error));
-        const now = () => this.#scheduler.now();
-        const reply = {
-          accept: () => respond(res, transport.accepted),
-          unknownSession: () => respond(res, notFound(false, now())),
-        };
-        return of({ type: 'incoming', key, messages: payload.messages, reply });
-      }),
-    );
+    return readBody(req, this.options.max_message_size, (body): SessionEvent | undefined => {
+      if (body === null) {
+        // The rest of the body is not read: the connection closes after the answer.
+        res.setHeader('Connection', 'close');
+        this.#answer(req, res, errorText(413, 'Payload too large.'));
+        return undefined;
+      }
+      const payload = parsePayload(transport.payload(mediaType(req.headers['content-type']), body));
+      if (!payload.ok) {
+        this.#answer(req, res, protocolError(payload.error));
+        return undefined;
+      }
+      const reply = {
+        accept: () => respond(res, transport.accepted),
+        unknownSession: () => respond(res, notFound(false, this.#scheduler.now())),
+      };
+      return { type: 'incoming', key, messages: payload.messages, reply };
+    });
   }
 
   #upgrade(event: Extract<HttpEvent, { type: 'upgrade' }>): Observable<SessionEvent> {
@@ -399,20 +380,81 @@ export class Endpoint {
   }
 }
 
-/** The whole body of a request as UTF-8 text; nothing when the client aborts it. */
+/**
+ * One receiving HTTP response of a session (a poll or a stream): where its frames are written,
+ * and the `detach` its client causes by dropping it. One object per response rather than a
+ * handful of closures and operators, since a server holds one per waiting client.
+ */
+class ResponseReceiver implements Receiver, Sink {
+  readonly protocol: string;
+  readonly framing = 'sockjs';
+  readonly limit: number;
+  readonly delayDisconnect = true;
+  readonly pings = false;
+  readonly sink: Sink = this;
+  #events: Subscriber<SessionEvent> | null = null;
+
+  constructor(
+    readonly id: number,
+    readonly key: SessionKey,
+    transport: ReceivingTransport,
+    readonly wrap: (frame: string) => string,
+    responseLimit: number,
+    private readonly res: ServerResponse,
+  ) {
+    this.protocol = transport.protocol;
+    this.limit = transport.streaming ? responseLimit : 1;
+  }
+
+  write(chunk: string, flushed?: () => void): void {
+    const { res } = this;
+    if (res.writableEnded || res.destroyed) flushed?.();
+    // An acknowledgement ignores the error argument: there is nothing left to do for the write.
+    else res.write(chunk, flushed);
+  }
+
+  end(): void {
+    if (!this.res.writableEnded) this.res.end();
+  }
+
+  /** Tells `events` when the client drops the response before the server ended it. */
+  listen(events: Subscriber<SessionEvent>): void {
+    this.#events = events;
+    this.res.once('close', this.#closed);
+  }
+
+  readonly #closed = (): void => {
+    const events = this.#events;
+    if (!events) return;
+    this.#events = null;
+    if (!this.res.writableEnded) events.next({ type: 'detach', key: this.key, receiverId: this.id, why: INTERRUPTED });
+    events.complete();
+  };
+
+  unsubscribe(): void {
+    this.#events = null;
+    this.res.off('close', this.#closed);
+  }
+}
+
 /** A request body: its text, or `null` when it is larger than the limit. */
 type Body = string | null;
 
 /**
- * The whole body of a request as UTF-8 text; `null` as soon as it passes `limit` bytes (counted
- * as it streams in, never buffered whole first); nothing when the client aborts it.
+ * The whole body of a request as UTF-8 text, handed to `then`, whose event (if any) is emitted:
+ * `null` as soon as the body passes `limit` bytes (counted as it streams in, never buffered whole
+ * first); nothing when the client aborts it.
  */
-function readBody(req: IncomingMessage, limit: number): Observable<Body> {
-  return new Observable<Body>((subscriber) => {
+function readBody<T>(req: IncomingMessage, limit: number, then: (body: Body) => T | undefined): Observable<T> {
+  return new Observable<T>((subscriber) => {
+    const done = (body: Body) => {
+      const value = then(body);
+      if (value !== undefined) subscriber.next(value);
+      subscriber.complete();
+    };
     const declared = Number(req.headers['content-length']);
     if (declared > limit) {
-      subscriber.next(null);
-      subscriber.complete();
+      done(null);
       return undefined;
     }
     const chunks: Buffer[] = [];
@@ -424,13 +466,9 @@ function readBody(req: IncomingMessage, limit: number): Observable<Body> {
         return;
       }
       chunks.length = 0;
-      subscriber.next(null);
-      subscriber.complete();
+      done(null);
     };
-    const onEnd = () => {
-      subscriber.next(Buffer.concat(chunks).toString('utf8'));
-      subscriber.complete();
-    };
+    const onEnd = () => done(Buffer.concat(chunks).toString('utf8'));
     const onClose = () => subscriber.complete();
     req.on('data', onData);
     req.once('end', onEnd);
