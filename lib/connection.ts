@@ -70,14 +70,11 @@ function toCode(code: number | string | undefined): number {
 }
 
 export class Connection extends Duplex {
-  /** A random id of this connection (not the session id of the URL). */
-  readonly id: string = randomUUID();
   readonly prefix: string;
   /** The transport: `websocket`, `websocket-raw`, `xhr-streaming`, `xhr-polling`, `eventsource`, `htmlfile` or `jsonp-polling`. */
   readonly protocol: string;
   /** The URL of the request that opened the session. */
   readonly url: string;
-  readonly pathname: string;
   /** A safe subset of the request headers (never `cookie`). */
   readonly headers: Record<string, string>;
   readonly remoteAddress: string;
@@ -87,6 +84,7 @@ export class Connection extends Duplex {
   readonly #post: (event: SessionEvent) => void;
   readonly #maxQueueSize: number;
   #readyState: ReadyState = OPEN;
+  #id: string | null = null;
   /** Why the session closed, once it has. */
   #why: CloseReason | null = null;
   // Made on first use: most applications use either the events or the observables, and a
@@ -116,7 +114,6 @@ export class Connection extends Duplex {
     this.protocol = init.protocol;
     const { request } = init;
     this.url = request.url ?? '';
-    this.pathname = this.url.split('?')[0] ?? '';
     this.headers = exposedHeaders(request.headers);
     const socket = request.socket;
     this.remoteAddress = socket.remoteAddress ?? '';
@@ -146,6 +143,17 @@ export class Connection extends Duplex {
       this.#closed$ = this.#closed.asObservable();
     }
     return this.#closed$;
+  }
+
+  /** A random id of this connection (not the session id of the URL), made when first read. */
+  get id(): string {
+    this.#id ??= randomUUID();
+    return this.#id;
+  }
+
+  /** The path of `url`, without its query. */
+  get pathname(): string {
+    return this.url.split('?')[0] ?? '';
   }
 
   /** 0 connecting, 1 open, 2 closing, 3 closed. */
