@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'http';
-import { asyncScheduler, type SchedulerLike } from 'rxjs';
+import type { SchedulerLike } from 'rxjs';
+import { BatchScheduler } from './session/batch-scheduler';
 import type { BroadcastBus } from './broadcast';
 import { sockjsError } from './errors';
 
@@ -51,7 +52,10 @@ export interface ServerOptions {
   disable_cors?: boolean;
   /** Transports to offer. Default: all of them. */
   transports?: readonly TransportName[];
-  /** The RxJS scheduler of heartbeats and `disconnect_delay`; tests pass a virtual one. Default `asyncScheduler`. */
+  /**
+   * The RxJS scheduler of heartbeats and `disconnect_delay`; tests pass a virtual one. By default
+   * timers due within the same 4 ms share one Node timer (`BatchScheduler`).
+   */
   scheduler?: SchedulerLike;
   /**
    * Also accept the hixie-76 websocket handshake (draft-76, spoken by some old proxies such as
@@ -127,7 +131,7 @@ export const DEFAULTS = {
   disconnect_delay: 5_000,
   disable_cors: false,
   transports: ALL_TRANSPORTS,
-  scheduler: asyncScheduler,
+  scheduler: new BatchScheduler(),
   hixie76: false,
   max_message_size: 1024 * 1024,
   max_queue_size: 8 * 1024 * 1024,

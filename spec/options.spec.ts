@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'http';
 import { asyncScheduler } from 'rxjs';
+import { BatchScheduler } from '../lib/session/batch-scheduler';
 import { TestScheduler } from 'rxjs/testing';
 import { createServer, type Server, type ServerOptions, SockjsError } from '../lib';
 import {
@@ -145,7 +146,7 @@ describe('options', () => {
         disconnect_delay: 5_000,
         disable_cors: false,
         transports: ALL_TRANSPORTS,
-        scheduler: asyncScheduler,
+        scheduler: expect.any(BatchScheduler),
         hixie76: false,
         max_message_size: 1_048_576,
         max_queue_size: 8_388_608,
@@ -164,7 +165,7 @@ describe('options', () => {
         heartbeat_delay: 25_000,
         disconnect_delay: 5_000,
         disable_cors: false,
-        scheduler: asyncScheduler,
+        scheduler: expect.any(BatchScheduler),
         hixie76: false,
       });
       expect([...resolved.transports].sort()).toEqual([...ALL_TRANSPORTS].sort());
