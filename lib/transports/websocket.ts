@@ -45,8 +45,8 @@ function fitReason(reason: string): string {
   return fitted;
 }
 
-function uncork(socket: Duplex): void {
-  socket.uncork();
+function uncork(receiver: WebsocketReceiver): void {
+  receiver.uncork();
 }
 
 function text(data: RawData): string {
@@ -107,6 +107,7 @@ class WebsocketReceiver implements Receiver, Sink {
   readonly url: string;
   readonly log: (severity: string, message: string) => void;
   #ws: SessionWebSocket | null = null;
+  #corked = false;
 
   constructor(
     readonly id: number,
@@ -168,9 +169,31 @@ class WebsocketReceiver implements Receiver, Sink {
 
   write(chunk: string, flushed?: () => void): void {
     const ws = this.#ws;
+    if (!ws || ws.readyState !== ws.OPEN) {
+      flushed?.();
+      return;
+    }
+    this.#cork();
     // An acknowledgement ignores the error argument: the close that follows ends the session.
-    if (ws && ws.readyState === ws.OPEN) ws.send(chunk, flushed);
-    else flushed?.();
+    ws.send(chunk, flushed);
+  }
+
+  /**
+   * Holds the socket's writes until the end of this tick, as Node's HTTP responses do: the
+   * frames of one burst (the echoes of messages that arrived in one read, a ping and its
+   * heartbeat) leave in one system call instead of one each.
+   */
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.socket.cork();
+    process.nextTick(uncork, this);
+  }
+
+  uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
   }
 
   end(why: CloseReason, abort?: boolean): void {
@@ -189,14 +212,15 @@ class WebsocketReceiver implements Receiver, Sink {
     const ws = this.#ws;
     if (!ws || ws.readyState !== ws.OPEN) return;
     // The heartbeat frame written right after the ping leaves in the same packet.
-    this.socket.cork();
+    this.#cork();
     ws.ping();
-    process.nextTick(uncork, this.socket);
   }
 
   /** The session table let go of this websocket: drop it. */
   unsubscribe(): void {
     const ws = this.#ws;
+    // What was written this tick (a close frame, say) goes out before the socket is dropped.
+    this.uncork();
     if (ws && ws.readyState !== ws.CLOSED) ws.terminate();
   }
 }
