@@ -230,8 +230,8 @@ export class Endpoint {
     }
   }
 
-  #answer(req: IncomingMessage, res: ServerResponse, response: StaticResponse): Observable<never> {
-    respond(res, response);
+  #answer(req: IncomingMessage, res: ServerResponse, response: StaticResponse, headers?: Headers): Observable<never> {
+    respond(res, response, headers);
     this.#log('info', `${req.method} ${req.url} ${response.status}`);
     return EMPTY;
   }
@@ -246,27 +246,41 @@ export class Endpoint {
     else if (jsessionid) setHeaders(res, jsessionidHeaders(req.headers));
   }
 
-  #session(req: IncomingMessage, res: ServerResponse, endpoint: SessionEndpoint, sessionId: string): Observable<SessionEvent> {
-    if (endpoint === 'websocket') return this.#answer(req, res, NOT_A_WEBSOCKET);
-    this.#cookie(req, res);
-    setHeaders(res, NO_CACHE);
-    const receiving = RECEIVING[endpoint];
-    if (receiving) return this.#receive(req, res, receiving, sessionId);
-    const sending = SENDING[endpoint];
-    if (sending) return this.#send(req, res, sending, sessionId);
-    return this.#answer(req, res, notFound(false, this.#scheduler.now()));
+  /**
+   * The headers of every session response: never cached, and the JSESSIONID cookie when asked
+   * for. They are written at once with the status line rather than set one by one.
+   */
+  #sessionHeaders(req: IncomingMessage, res: ServerResponse): Headers {
+    const { jsessionid } = this.options;
+    if (typeof jsessionid === 'function') jsessionid(req, res);
+    else if (jsessionid) return { ...NO_CACHE, ...jsessionidHeaders(req.headers) };
+    return NO_CACHE;
   }
 
-  #receive(req: IncomingMessage, res: ServerResponse, transport: ReceivingTransport, key: string): Observable<SessionEvent> {
+  #session(req: IncomingMessage, res: ServerResponse, endpoint: SessionEndpoint, sessionId: string): Observable<SessionEvent> {
+    if (endpoint === 'websocket') return this.#answer(req, res, NOT_A_WEBSOCKET);
+    const headers = this.#sessionHeaders(req, res);
+    const receiving = RECEIVING[endpoint];
+    if (receiving) return this.#receive(req, res, receiving, sessionId, headers);
+    const sending = SENDING[endpoint];
+    if (sending) return this.#send(req, res, sending, sessionId, headers);
+    return this.#answer(req, res, notFound(false, this.#scheduler.now()), headers);
+  }
+
+  #receive(req: IncomingMessage, res: ServerResponse, transport: ReceivingTransport, key: string, base: Headers): Observable<SessionEvent> {
     const framer = transport.framer(new URLSearchParams(splitUrl(req.url ?? '/').query));
-    if (!isFramer(framer)) return this.#answer(req, res, framer);
-    if (transport.cors === 'xhr') setHeaders(res, this.#cors(req));
-    else if (transport.cors === 'eventsource' && !this.options.disable_cors) setHeaders(res, eventsourceCorsHeaders(req.headers));
-    if (transport.headers) setHeaders(res, transport.headers);
-    res.setHeader('Content-Type', transport.contentType);
-    res.writeHead(200);
-    if (framer.prelude) res.write(framer.prelude);
-    const receiver = new ResponseReceiver(++this.#receivers, key, transport, framer.wrap, this.options.response_limit, res);
+    if (!isFramer(framer)) return this.#answer(req, res, framer, base);
+    const headers: Headers = { ...base };
+    if (transport.cors === 'xhr') Object.assign(headers, this.#cors(req));
+    else if (transport.cors === 'eventsource' && !this.options.disable_cors) Object.assign(headers, eventsourceCorsHeaders(req.headers));
+    if (transport.headers) Object.assign(headers, transport.headers);
+    headers['Content-Type'] = transport.contentType;
+    // A stream's headers and prelude go out at once; a poll's wait for its one frame.
+    if (transport.streaming) {
+      res.writeHead(200, headers);
+      if (framer.prelude) res.write(framer.prelude);
+    }
+    const receiver = new ResponseReceiver(++this.#receivers, key, transport, framer.wrap, this.options.response_limit, res, headers);
     return new Observable<SessionEvent>((subscriber) => {
       subscriber.next({ type: 'attach', key, receiver, request: req });
       receiver.listen(subscriber);
@@ -274,23 +288,22 @@ export class Endpoint {
     });
   }
 
-  #send(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: string): Observable<SessionEvent> {
-    if (transport.cors === 'xhr') setHeaders(res, this.#cors(req));
+  #send(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: string, base: Headers): Observable<SessionEvent> {
+    const headers = transport.cors === 'xhr' ? { ...base, ...this.#cors(req) } : base;
     return readBody(req, this.options.max_message_size, (body): SessionEvent | undefined => {
       if (body === null) {
         // The rest of the body is not read: the connection closes after the answer.
-        res.setHeader('Connection', 'close');
-        this.#answer(req, res, errorText(413, 'Payload too large.'));
+        this.#answer(req, res, errorText(413, 'Payload too large.'), { ...headers, Connection: 'close' });
         return undefined;
       }
       const payload = parsePayload(transport.payload(mediaType(req.headers['content-type']), body));
       if (!payload.ok) {
-        this.#answer(req, res, protocolError(payload.error));
+        this.#answer(req, res, protocolError(payload.error), headers);
         return undefined;
       }
       const reply = {
-        accept: () => respond(res, transport.accepted),
-        unknownSession: () => respond(res, notFound(false, this.#scheduler.now())),
+        accept: () => respond(res, transport.accepted, headers),
+        unknownSession: () => respond(res, notFound(false, this.#scheduler.now()), headers),
       };
       return { type: 'incoming', key, messages: payload.messages, reply };
     });
@@ -394,6 +407,7 @@ class ResponseReceiver implements Receiver, Sink {
   readonly sink: Sink = this;
   #events: Subscriber<SessionEvent> | null = null;
 
+  /** `headers`: those of a poll, whose head waits for its one frame; a stream's are sent already. */
   constructor(
     readonly id: number,
     readonly key: SessionKey,
@@ -401,6 +415,7 @@ class ResponseReceiver implements Receiver, Sink {
     readonly wrap: (frame: string) => string,
     responseLimit: number,
     private readonly res: ServerResponse,
+    private readonly headers: Headers,
   ) {
     this.protocol = transport.protocol;
     this.limit = transport.streaming ? responseLimit : 1;
@@ -408,13 +423,25 @@ class ResponseReceiver implements Receiver, Sink {
 
   write(chunk: string, flushed?: () => void): void {
     const { res } = this;
-    if (res.writableEnded || res.destroyed) flushed?.();
+    if (res.writableEnded || res.destroyed) {
+      flushed?.();
+      return;
+    }
+    // A poll carries one frame, so it is answered whole: one write with a Content-Length.
+    if (!res.headersSent && this.limit === 1) {
+      res.writeHead(200, { ...this.headers, 'Content-Length': String(Buffer.byteLength(chunk)) });
+      res.end(chunk, flushed);
+      return;
+    }
     // An acknowledgement ignores the error argument: there is nothing left to do for the write.
-    else res.write(chunk, flushed);
+    res.write(chunk, flushed);
   }
 
   end(): void {
-    if (!this.res.writableEnded) this.res.end();
+    const { res } = this;
+    if (res.writableEnded) return;
+    if (!res.headersSent) res.writeHead(200, this.headers);
+    res.end();
   }
 
   /** Tells `events` when the client drops the response before the server ended it. */

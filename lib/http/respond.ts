@@ -11,12 +11,15 @@ export function setHeaders(res: ServerResponse, headers: Headers): void {
   for (const name in headers) res.setHeader(name, headers[name]!);
 }
 
-/** Writes a whole response; headers set on `res` before stay, the response's own win. */
-export function respond(res: ServerResponse, response: StaticResponse): void {
+/**
+ * Writes a whole response, its headers in one go with the status line: `extra` first, then the
+ * response's own, which win. Headers set on `res` before stay unless these name them too.
+ */
+export function respond(res: ServerResponse, response: StaticResponse, extra?: Headers): void {
   if (res.headersSent) return;
-  setHeaders(res, response.headers);
-  if (response.body) res.setHeader('Content-Length', Buffer.byteLength(response.body));
-  res.writeHead(response.status);
+  const headers: Headers = { ...extra, ...response.headers };
+  if (response.body) headers['Content-Length'] = String(Buffer.byteLength(response.body));
+  res.writeHead(response.status, headers);
   res.end(response.body);
 }
 
