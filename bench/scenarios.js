@@ -82,7 +82,7 @@ function scenarios(mode, limits) {
       title: 'xhr_send, 10 sessions × 4 in flight, 32 B',
       op: 'request',
       measure: 'throughput',
-      kinds: ['ours', 'sockjs'],
+      kinds: ['ours', 'sockjs', 'ws'],
       load: () => bounded({ type: 'xhrSend', sessions: 10, size: 32, inflight: 4 }),
     },
     {
@@ -107,7 +107,7 @@ function scenarios(mode, limits) {
       op: 'session',
       note: 'disconnect_delay 200 ms, so that abandoned sessions expire inside the window',
       measure: 'throughput',
-      kinds: ['ours', 'sockjs'],
+      kinds: ['ours', 'sockjs', 'ws'],
       serverOptions: { disconnect_delay: 200 },
       load: () => bounded({ type: 'newSessions', transport: 'xhr', concurrency: 8, maxOps: 200000 }),
     },

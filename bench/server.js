@@ -82,9 +82,27 @@ function serve(server) {
       ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
       ws.on('close', () => open--);
     });
+    // The HTTP floor: Node's own http answering the session URLs with fixed frames, with no
+    // session behind them, so the HTTP rows show what Node's HTTP costs before any SockJS work.
     server.on('request', (req, res) => {
-      res.writeHead(404);
-      res.end();
+      const endpoint = req.method === 'POST' ? req.url.split('?')[0].split('/')[4] : undefined;
+      if (endpoint === 'xhr_send') {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(204, { 'Content-Type': 'text/plain; charset=UTF-8' });
+          res.end();
+        });
+      } else if (endpoint === 'xhr') {
+        res.writeHead(200, { 'Content-Type': 'application/javascript; charset=UTF-8', 'Content-Length': '2' });
+        res.end('o\n');
+      } else if (endpoint === 'xhr_streaming') {
+        res.writeHead(200, { 'Content-Type': 'application/javascript; charset=UTF-8' });
+        res.write('h'.repeat(2048) + '\n');
+        res.write('o\n');
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
     });
     return;
   }
