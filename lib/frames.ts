@@ -7,12 +7,21 @@
 // browsers drop lone halves, and escaping every half keeps the frame pure ASCII there.
 const ESCAPABLE = /[\u0000-\u001f\ud800-\udfff\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]/g;
 
+/**
+ * Any character that the quoted text cannot carry raw: what JSON escapes (`"`, `\`, controls,
+ * surrogates) and ESCAPABLE. Written as the characters that may pass, since V8 scans a string
+ * for a negated class about twice as fast as for the equivalent class.
+ */
+const NOT_RAW = /[^\u0020\u0021\u0023-\u005b\u005d-\u200b\u2010-\u2027\u2030-\u205f\u2070-\ud7ff\ue000-\uffef]/;
+
 function escapeChar(c: string): string {
   return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
 }
 
 /** JSON string literal of `text`, with the protocol's extra code points as lower-case `\uXXXX`. */
 export function quote(text: string): string {
+  // Most messages need no escape at all: one scan then, rather than JSON.stringify and a scan.
+  if (!NOT_RAW.test(text)) return '"' + text + '"';
   const quoted = JSON.stringify(text);
   ESCAPABLE.lastIndex = 0;
   return ESCAPABLE.test(quoted) ? quoted.replace(ESCAPABLE, escapeChar) : quoted;

@@ -18,6 +18,12 @@ function toMessage(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
+/** The messages of a parsed array: the array itself when it holds only strings, as clients send. */
+function messagesOf(values: unknown[]): string[] {
+  for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') return values.map(toMessage);
+  return values as string[];
+}
+
 /**
  * The body of `xhr_send` or `jsonp_send`: a JSON array of strings. The empty array is valid
  * (a client heartbeat) and carries no message.
@@ -31,7 +37,7 @@ export function parsePayload(body: string | undefined): Payload {
     return broken;
   }
   if (!Array.isArray(value)) return expected;
-  return { ok: true, messages: value.map(toMessage) };
+  return { ok: true, messages: messagesOf(value) };
 }
 
 /**
@@ -46,5 +52,5 @@ export function parseWebsocketPayload(text: string): Payload {
   } catch {
     return broken;
   }
-  return { ok: true, messages: Array.isArray(value) ? value.map(toMessage) : [toMessage(value)] };
+  return { ok: true, messages: Array.isArray(value) ? messagesOf(value) : [toMessage(value)] };
 }

@@ -135,6 +135,22 @@ describe('frames, for any text', () => {
     );
   });
 
+  it('quote writes every UTF-16 code unit as JSON.stringify does, then escapes the protocol\'s extras', () => {
+    // The definition, spelled out the slow way: a fast path that lets a character through raw
+    // must agree with it on every one of the 65,536 code units, alone and inside plain text.
+    const reference = (text: string) =>
+      JSON.stringify(text).replace(
+        /[\u0000-\u001f\ud800-\udfff\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]/g,
+        (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'),
+      );
+    const wrong: string[] = [];
+    for (let code = 0; code <= 0xffff; code++) {
+      const text = 'ab' + String.fromCharCode(code) + 'cd';
+      if (quote(text) !== reference(text) || quote(text.slice(2, 3)) !== reference(text.slice(2, 3))) wrong.push(code.toString(16));
+    }
+    expect(wrong).toEqual([]);
+  });
+
   it('messageFrame carries the messages unchanged and in order', () => {
     fc.assert(
       fc.property(fc.array(anyText, { maxLength: 20 }), (messages) => {
