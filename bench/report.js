@@ -104,7 +104,7 @@ function markdown(results) {
   lines.push(`- Date: ${results.date}`);
   lines.push(`- Machine: ${m.cores} cores, ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}`);
   lines.push(
-    `- Node ${m.node}; servers: sockjs-rx ${results.versions.ours} (commit ${results.commit}), sockjs ${results.versions.sockjs}, ws ${results.versions.ws}`,
+    `- Node ${m.node}; servers: sockjs-rx ${results.versions.ours} (commit ${results.commit}), sockjs ${results.versions.sockjs}, ws ${results.versions.ws}${results.wsMasking ? ` (unmasking: ${results.wsMasking})` : ''}`,
   );
   lines.push(
     `- Pinned: ${results.pinned ? `yes, server on core ${results.cores.server}, load generator on core ${results.cores.generator} (taskset)` : `no (${results.pinReason})`}`,

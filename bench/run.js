@@ -70,6 +70,18 @@ function version(pkg) {
   }
 }
 
+/** How `ws` unmasks the frames it receives in the servers of this run: natively or in JavaScript. */
+function wsMasking() {
+  if (typeof require('http').websocketUnmask === 'function') return "Node's own";
+  try {
+    const dir = path.dirname(require.resolve('bufferutil/package.json', { paths: [ROOT] }));
+    require('node-gyp-build')(dir);
+    return `bufferutil ${version('bufferutil')}, native`;
+  } catch {
+    return 'JavaScript (bufferutil not installed or not built)';
+  }
+}
+
 class Bench {
   constructor(mode, env) {
     this.mode = mode;
@@ -417,6 +429,7 @@ async function benchmark(args, mode, env) {
     durationSeconds: (Date.now() - started) / 1000,
     machine: env.machine,
     versions: { ours: version('ours'), sockjs: version('sockjs'), ws: version('ws') },
+    wsMasking: wsMasking(),
     commit: env.commit,
     pinned: env.pinned,
     pinReason: env.pinReason,
@@ -511,6 +524,7 @@ async function main() {
       : `Not pinned: ${env.pinReason}`,
   );
   console.log(`Open files: ${env.files.note}`);
+  console.log(`Websocket unmasking in ws: ${wsMasking()}`);
   console.log(
     `${mode.rounds} interleaved rounds (${mode.idleRounds} of the idle scenarios), ${mode.warmupMs} ms warm-up, ${mode.windowMs} ms window\n`,
   );
