@@ -268,7 +268,7 @@ export class Endpoint {
   }
 
   #receive(req: IncomingMessage, res: ServerResponse, transport: ReceivingTransport, key: string, base: Headers): Observable<SessionEvent> {
-    const framer = transport.framer(new URLSearchParams(splitUrl(req.url ?? '/').query));
+    const framer = transport.framer(splitUrl(req.url ?? '/').query);
     if (!isFramer(framer)) return this.#answer(req, res, framer, base);
     const headers: Headers = { ...base };
     if (transport.cors === 'xhr') Object.assign(headers, this.#cors(req));
@@ -415,6 +415,7 @@ class ResponseReceiver implements Receiver, Sink {
     readonly wrap: (frame: string) => string,
     responseLimit: number,
     private readonly res: ServerResponse,
+    /** This response's own: a poll's Content-Length is set on it. */
     private readonly headers: Headers,
   ) {
     this.protocol = transport.protocol;
@@ -429,7 +430,9 @@ class ResponseReceiver implements Receiver, Sink {
     }
     // A poll carries one frame, so it is answered whole: one write with a Content-Length.
     if (!res.headersSent && this.limit === 1) {
-      res.writeHead(200, { ...this.headers, 'Content-Length': String(Buffer.byteLength(chunk)) });
+      // The headers are this response's own object, so the length is set on it, not on a copy.
+      this.headers['Content-Length'] = String(Buffer.byteLength(chunk));
+      res.writeHead(200, this.headers);
       res.end(chunk, flushed);
       return;
     }

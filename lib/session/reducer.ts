@@ -127,16 +127,19 @@ export const INITIAL: SessionState = {
 };
 
 /** The frames of one step, per framing: SockJS framing, or raw messages for `/websocket`. */
-function framesFor(framing: Framing, kind: 'open' | 'heartbeat' | 'close', state: SessionState): string[] {
-  if (framing === 'raw') return [];
-  if (kind === 'open') return [openFrame()];
-  if (kind === 'heartbeat') return [heartbeatFrame()];
+const OPEN_FRAMES: readonly string[] = Object.freeze([openFrame()]);
+const HEARTBEAT_FRAMES: readonly string[] = Object.freeze([heartbeatFrame()]);
+
+function framesFor(framing: Framing, kind: 'open' | 'heartbeat' | 'close', state: SessionState): readonly string[] {
+  if (framing === 'raw') return NONE;
+  if (kind === 'open') return OPEN_FRAMES;
+  if (kind === 'heartbeat') return HEARTBEAT_FRAMES;
   const why = state.closing ?? NORMAL_CLOSURE;
   return [closeFrame(why.code, why.reason)];
 }
 
 function messagesFor(framing: Framing, messages: readonly string[]): readonly string[] {
-  if (messages.length === 0) return [];
+  if (messages.length === 0) return NONE;
   return framing === 'raw' ? messages : [messageFrame(messages)];
 }
 
@@ -191,7 +194,7 @@ class Builder {
       draft.attached = { receiver, written };
       if (written >= receiver.limit) this.release(NORMAL_CLOSURE);
     }
-    return [];
+    return NONE;
   }
 
   ack(acks: readonly Ack[]): void {
@@ -203,8 +206,10 @@ class Builder {
     const attached = this.state.attached;
     if (!attached) return;
     this.effects.push({ type: 'finish', receiver: attached.receiver, why });
-    this.set({ attached: null, heartbeatAt: null });
-    if (attached.receiver.delayDisconnect) this.set({ expireAt: this.now + this.config.disconnectDelay });
+    const draft = this.draft();
+    draft.attached = null;
+    draft.heartbeatAt = null;
+    if (attached.receiver.delayDisconnect) draft.expireAt = this.now + this.config.disconnectDelay;
     else this.end(null);
   }
 
@@ -213,29 +218,41 @@ class Builder {
     if (this.state.phase === 'ended') return;
     if (why && this.state.phase === 'open') this.effects.push({ type: 'closed', why });
     this.dropQueue();
-    this.set({ phase: 'ended', attached: null, heartbeatAt: null, expireAt: null });
+    const draft = this.draft();
+    draft.phase = 'ended';
+    draft.attached = null;
+    draft.heartbeatAt = null;
+    draft.expireAt = null;
     this.effects.push({ type: 'end' });
   }
 
   /** Forgets queued messages, releasing any writer still waiting on them. */
   dropQueue(): void {
     this.ack(this.state.heldAcks);
-    this.set({ queue: NONE, queuedBytes: 0, heldAcks: NONE });
+    this.clearQueue();
+  }
+
+  clearQueue(): void {
+    const { queue, heldAcks, queuedBytes } = this.state;
+    if (queue === NONE && heldAcks === NONE && queuedBytes === 0) return;
+    const draft = this.draft();
+    draft.queue = NONE;
+    draft.queuedBytes = 0;
+    draft.heldAcks = NONE;
   }
 
   attach(receiver: Receiver): void {
-    this.set({
-      attached: { receiver, written: 0 },
-      heartbeatAt: this.now + this.config.heartbeatDelay,
-      expireAt: null,
-      awaitingPong: false,
-    });
+    const draft = this.draft();
+    draft.attached = { receiver, written: 0 };
+    draft.heartbeatAt = this.now + this.config.heartbeatDelay;
+    draft.expireAt = null;
+    draft.awaitingPong = false;
   }
 
   flushQueue(): void {
     const { attached, queue, heldAcks } = this.state;
     if (!attached || queue.length === 0) return;
-    this.set({ queue: NONE, queuedBytes: 0, heldAcks: NONE });
+    this.clearQueue();
     this.write(messagesFor(attached.receiver.framing, queue), heldAcks);
   }
 }
@@ -258,7 +275,7 @@ function onAttach(b: Builder, receiver: Receiver, request: unknown): void {
   if (phase === 'ended') {
     refuse(b, receiver);
   } else if (phase === 'new') {
-    b.set({ phase: 'open' });
+    b.draft().phase = 'open';
     b.attach(receiver);
     b.write(framesFor(receiver.framing, 'open', b.state));
     b.effects.push({ type: 'open', receiver, request });
@@ -319,7 +336,7 @@ function onHeartbeat(b: Builder): void {
   // the clock keeps a timer that fires a millisecond early from stalling the heartbeat.
   const armedAt = heartbeatAt - b.config.heartbeatDelay;
   if (lastWriteAt > armedAt) {
-    b.set({ heartbeatAt: lastWriteAt + b.config.heartbeatDelay });
+    b.draft().heartbeatAt = lastWriteAt + b.config.heartbeatDelay;
     return;
   }
   const { receiver } = attached;
@@ -334,10 +351,10 @@ function onHeartbeat(b: Builder): void {
       return;
     }
     b.effects.push({ type: 'ping', receiver });
-    b.set({ awaitingPong: true });
+    b.draft().awaitingPong = true;
   }
   b.write(framesFor(receiver.framing, 'heartbeat', b.state));
-  if (b.state.attached) b.set({ heartbeatAt: b.now + b.config.heartbeatDelay });
+  if (b.state.attached) b.draft().heartbeatAt = b.now + b.config.heartbeatDelay;
 }
 
 /** The session's transition function. */
@@ -356,7 +373,9 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
       break;
     case 'detach':
       if (b.state.attached?.receiver.id === event.receiverId) {
-        b.set({ attached: null, heartbeatAt: null });
+        const draft = b.draft();
+        draft.attached = null;
+        draft.heartbeatAt = null;
         b.end(event.why);
       }
       break;

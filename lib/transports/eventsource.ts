@@ -1,7 +1,7 @@
 /**
  * The `eventsource` transport: a Server-Sent Events stream (PROTOCOL.md 5.4).
  */
-import type { ReceivingTransport } from './transport';
+import type { Framer, ReceivingTransport } from './transport';
 
 // sockjs-client 1.x runs decodeURI on every event's data, so a bare `%` would be taken for an
 // escape and corrupt the message (or throw on `%zz`): it goes out as `%25`. CR, LF and NUL would end
@@ -19,6 +19,8 @@ export function eventsourceFrame(frame: string): string {
 // fires `open` before the first frame and proxies see a live stream.
 export const EVENTSOURCE_PRELUDE = '\r\n';
 
+const EVENTSOURCE_FRAMER: Framer = { prelude: EVENTSOURCE_PRELUDE, wrap: eventsourceFrame };
+
 export const eventsource: ReceivingTransport = {
   endpoint: 'eventsource',
   protocol: 'eventsource',
@@ -26,5 +28,5 @@ export const eventsource: ReceivingTransport = {
   contentType: 'text/event-stream',
   cors: 'eventsource',
   streaming: true,
-  framer: () => ({ prelude: EVENTSOURCE_PRELUDE, wrap: eventsourceFrame }),
+  framer: () => EVENTSOURCE_FRAMER,
 };

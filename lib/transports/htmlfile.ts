@@ -35,8 +35,8 @@ export function htmlfileFrame(frame: string): string {
   return '<script>\np(' + scriptString(frame) + ');\n</script>\r\n';
 }
 
-export function htmlfileFramer(query: URLSearchParams): Framer | StaticResponse {
-  const callback = parseCallback(query);
+export function htmlfileFramer(query: string): Framer | StaticResponse {
+  const callback = parseCallback(new URLSearchParams(query));
   if (typeof callback !== 'string') return callback;
   return { prelude: htmlfilePrelude(callback), wrap: htmlfileFrame };
 }

@@ -17,8 +17,8 @@ export function jsonpFrame(callback: string, frame: string): string {
   return '/**/' + callback + '(' + scriptString(frame) + ');\r\n';
 }
 
-export function jsonpFramer(query: URLSearchParams): Framer | StaticResponse {
-  const callback = parseCallback(query, MAX_CALLBACK_LENGTH);
+export function jsonpFramer(query: string): Framer | StaticResponse {
+  const callback = parseCallback(new URLSearchParams(query), MAX_CALLBACK_LENGTH);
   if (typeof callback !== 'string') return callback;
   return { prelude: '', wrap: (frame) => jsonpFrame(callback, frame) };
 }

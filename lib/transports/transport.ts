@@ -24,8 +24,11 @@ export interface ReceivingTransport {
   /** `xhr`: the XHR CORS rules; `eventsource`: its own (PROTOCOL.md 5.4); `none`: no CORS headers. */
   readonly cors: 'xhr' | 'eventsource' | 'none';
   readonly streaming: boolean;
-  /** Checks the request's query string (e.g. a callback name) and returns the framer or an error. */
-  readonly framer: (query: URLSearchParams) => Framer | StaticResponse;
+  /**
+   * Checks the request's query string, without its `?` (e.g. for a callback name), and returns
+   * the framer or an error. Transports that read no query return one shared framer.
+   */
+  readonly framer: (query: string) => Framer | StaticResponse;
 }
 
 /** A transport the client sends on: the body carries a JSON array of messages. */

@@ -1,10 +1,11 @@
 /**
  * The XHR transports: `xhr` (polling), `xhr_streaming` and `xhr_send` (PROTOCOL.md 5.1 to 5.3).
  */
-import type { ReceivingTransport, SendingTransport } from './transport';
+import type { Framer, ReceivingTransport, SendingTransport } from './transport';
 
 const JAVASCRIPT = 'application/javascript; charset=UTF-8';
 const newline = (frame: string) => frame + '\n';
+const POLL_FRAMER: Framer = { prelude: '', wrap: newline };
 
 export const xhrPolling: ReceivingTransport = {
   endpoint: 'xhr',
@@ -12,12 +13,13 @@ export const xhrPolling: ReceivingTransport = {
   contentType: JAVASCRIPT,
   cors: 'xhr',
   streaming: false,
-  framer: () => ({ prelude: '', wrap: newline }),
+  framer: () => POLL_FRAMER,
 };
 
 // Browsers (IE, old WebKit) hand a streaming XHR's data to the page only after a first 2 KB have
 // arrived, so the stream opens with 2048 `h` and a newline.
 const XHR_STREAMING_PRELUDE = 'h'.repeat(2048) + '\n';
+const STREAMING_FRAMER: Framer = { prelude: XHR_STREAMING_PRELUDE, wrap: newline };
 
 export const xhrStreaming: ReceivingTransport = {
   endpoint: 'xhr_streaming',
@@ -25,7 +27,7 @@ export const xhrStreaming: ReceivingTransport = {
   contentType: JAVASCRIPT,
   cors: 'xhr',
   streaming: true,
-  framer: () => ({ prelude: XHR_STREAMING_PRELUDE, wrap: newline }),
+  framer: () => STREAMING_FRAMER,
 };
 
 // Old clients and proxies send the JSON body under many media types; all of these are read as JSON.

@@ -38,7 +38,7 @@ describe('eventsource', () => {
   });
 
   it('needs no query parameter', () => {
-    const framer = eventsource.framer(new URLSearchParams(''));
+    const framer = eventsource.framer('');
     expect(isFramer(framer)).toBe(true);
     if (isFramer(framer)) {
       expect(framer.prelude).toBe('\r\n');

@@ -29,7 +29,7 @@ describe('jsonp', () => {
     ['callback=cb', '/**/cb("o");\r\n'],
     ['c=' + 'a'.repeat(32), '/**/' + 'a'.repeat(32) + '("o");\r\n'],
   ])('builds for the query %j a framer with no prelude that wraps o as %j', (query, wire) => {
-    const framer = jsonpPolling.framer(new URLSearchParams(query));
+    const framer = jsonpPolling.framer(query);
     expect(isFramer(framer)).toBe(true);
     if (isFramer(framer)) {
       expect(framer.prelude).toBe('');
@@ -46,7 +46,7 @@ describe('jsonp', () => {
     ['c=abc%28', 'invalid "callback" parameter'],
     ['c=' + 'a'.repeat(33), 'invalid "callback" parameter'],
   ])('answers the query %j with 500 and %j', (query, text) => {
-    expect(jsonpPolling.framer(new URLSearchParams(query))).toEqual({ status: 500, headers: {}, body: text });
+    expect(jsonpPolling.framer(query)).toEqual({ status: 500, headers: {}, body: text });
   });
 });
 
