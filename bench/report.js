@@ -184,7 +184,7 @@ function markdown(results) {
       if (s.note) lines.push(`- ${s.title}: ${s.note}.`);
       if (s.latency) lines.push(`- ${s.title}: latency is ${s.latency}.`);
     }
-    lines.push('- The ws column is the floor: on the websocket rows a plain `ws` echo server; on the xhr_send and new xhr session rows the same process answering with Node\'s plain `http` (the body read, a fixed answer, no session behind it).');
+    lines.push('- The ws column is the floor: on the websocket rows a plain `ws` echo server; on the xhr_send and new xhr session rows the same process answering with Node\'s plain `http` (the body read, a fixed answer, no session behind it); on the xhr-polling row that process holding each session\'s poll in a map until an xhr_send answers it with its own body.');
     lines.push('');
   }
   if (results.warnings?.length) {

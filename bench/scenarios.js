@@ -90,7 +90,8 @@ function scenarios(mode, limits) {
       title: 'xhr-polling round trip, 100 sessions, 32 B',
       op: 'round trip',
       measure: 'throughput',
-      kinds: ['ours', 'sockjs'],
+      kinds: ['ours', 'sockjs', 'ws'],
+      serverOptions: { floorPolls: true },
       load: () => bounded({ type: 'xhrPolling', sessions: 100, size: 32 }),
     },
     {

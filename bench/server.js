@@ -84,17 +84,45 @@ function serve(server) {
     });
     // The HTTP floor: Node's own http answering the session URLs with fixed frames, with no
     // session behind them, so the HTTP rows show what Node's HTTP costs before any SockJS work.
+    // With `floorPolls` (the xhr-polling scenario) it also keeps the least a poll round trip
+    // needs: per session id a held poll, answered with the body of the next xhr_send as it came.
+    const polls = options.floorPolls ? new Map() : null;
+    const answerPoll = (res, frame) => {
+      res.writeHead(200, { 'Content-Type': 'application/javascript; charset=UTF-8', 'Content-Length': String(Buffer.byteLength(frame)) });
+      res.end(frame);
+    };
     server.on('request', (req, res) => {
-      const endpoint = req.method === 'POST' ? req.url.split('?')[0].split('/')[4] : undefined;
+      const parts = req.method === 'POST' ? req.url.split('?')[0].split('/') : [];
+      const endpoint = parts[4];
       if (endpoint === 'xhr_send') {
-        req.resume();
+        const chunks = [];
+        req.on('data', (chunk) => chunks.push(chunk));
         req.on('end', () => {
+          const session = polls?.get(parts[3]);
+          if (session) {
+            // `["m"]` carries `"m"`: the frame is `a["m"]`.
+            const items = Buffer.concat(chunks).toString('utf8').slice(1, -1);
+            if (session.res) answerPoll(session.res, `a[${items}]\n`);
+            else session.queued.push(items);
+            session.res = null;
+          }
           res.writeHead(204, { 'Content-Type': 'text/plain; charset=UTF-8' });
           res.end();
         });
       } else if (endpoint === 'xhr') {
-        res.writeHead(200, { 'Content-Type': 'application/javascript; charset=UTF-8', 'Content-Length': '2' });
-        res.end('o\n');
+        const session = polls?.get(parts[3]);
+        if (!session) {
+          polls?.set(parts[3], { res: null, queued: [] });
+          answerPoll(res, 'o\n');
+        } else if (session.queued.length > 0) {
+          answerPoll(res, `a[${session.queued.join(',')}]\n`);
+          session.queued = [];
+        } else {
+          session.res = res;
+          res.on('close', () => {
+            if (session.res === res) session.res = null;
+          });
+        }
       } else if (endpoint === 'xhr_streaming') {
         res.writeHead(200, { 'Content-Type': 'application/javascript; charset=UTF-8' });
         res.write('h'.repeat(2048) + '\n');
