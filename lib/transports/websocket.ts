@@ -173,7 +173,7 @@ class WebsocketReceiver implements Receiver, Sink {
       flushed?.();
       return;
     }
-    this.#cork();
+    this.cork();
     // An acknowledgement ignores the error argument: the close that follows ends the session.
     ws.send(chunk, flushed);
   }
@@ -183,7 +183,7 @@ class WebsocketReceiver implements Receiver, Sink {
    * frames of one burst (the echoes of messages that arrived in one read, a ping and its
    * heartbeat) leave in one system call instead of one each.
    */
-  #cork(): void {
+  cork(): void {
     if (this.#corked) return;
     this.#corked = true;
     this.socket.cork();
@@ -212,7 +212,7 @@ class WebsocketReceiver implements Receiver, Sink {
     const ws = this.#ws;
     if (!ws || ws.readyState !== ws.OPEN) return;
     // The heartbeat frame written right after the ping leaves in the same packet.
-    this.#cork();
+    this.cork();
     ws.ping();
   }
 
@@ -236,6 +236,9 @@ export function websocketEvents(wss: WebSocketServer, upgrade: WebsocketUpgrade)
     // `ws` answers a bad handshake itself and destroys the socket, without calling back.
     const refused = () => subscriber.complete();
     socket.once('close', refused);
+    // The handshake's answer and the open frame written right after it leave in one system
+    // call. A refused handshake ends the socket, which flushes it at once.
+    receiver.cork();
     wss.handleUpgrade(req, socket, head, (client, request) => {
       socket.off('close', refused);
       receiver.opened(client as SessionWebSocket, request);
