@@ -345,8 +345,8 @@ export class Endpoint {
       case 'write': {
         const { acks } = effect;
         // One acknowledgement (a write of the application's) goes to the socket as it is.
-        const flushed = acks.length === 0 ? undefined : acks.length === 1 ? acks[0] : () => acks.forEach((ack) => ack());
-        effect.receiver.sink.write(effect.chunk, flushed);
+        const taken = acks.length === 0 ? undefined : acks.length === 1 ? acks[0] : () => acks.forEach((ack) => ack());
+        effect.receiver.sink.write(effect.chunk, taken);
         break;
       }
       case 'finish':
@@ -422,10 +422,10 @@ class ResponseReceiver implements Receiver, Sink {
     this.limit = transport.streaming ? responseLimit : 1;
   }
 
-  write(chunk: string, flushed?: () => void): void {
+  write(chunk: string, taken?: () => void): void {
     const { res } = this;
     if (res.writableEnded || res.destroyed) {
-      flushed?.();
+      taken?.();
       return;
     }
     // A poll carries one frame, so it is answered whole: one write with a Content-Length.
@@ -433,11 +433,17 @@ class ResponseReceiver implements Receiver, Sink {
       // The headers are this response's own object, so the length is set on it, not on a copy.
       this.headers['Content-Length'] = String(Buffer.byteLength(chunk));
       res.writeHead(200, this.headers);
-      res.end(chunk, flushed);
+      res.end(chunk);
+      taken?.();
       return;
     }
-    // An acknowledgement ignores the error argument: there is nothing left to do for the write.
-    res.write(chunk, flushed);
+    if (!taken || res.writableNeedDrain) {
+      // An acknowledgement ignores the error argument: there is nothing left to do for the write.
+      res.write(chunk, taken);
+      return;
+    }
+    res.write(chunk);
+    taken();
   }
 
   end(): void {

@@ -8,8 +8,13 @@ import type { CloseReason } from './reducer';
 export type Framing = 'sockjs' | 'raw';
 
 export interface Sink {
-  /** Writes a chunk; `flushed` is called once it has left for the client (or cannot anymore). */
-  write(chunk: string, flushed?: () => void): void;
+  /**
+   * Writes a chunk; `taken` is called once the transport has taken it: at once while the socket
+   * is below its high-water mark, else once the chunk has left for the client (or cannot anymore).
+   * So a writer waits only for a client that does not keep up, and what it writes meanwhile is
+   * sent together.
+   */
+  write(chunk: string, taken?: () => void): void;
   /** Ends the response, or closes the websocket with `why`; `abort` drops it without ceremony. */
   end(why: CloseReason, abort?: boolean): void;
   /** Sends a websocket ping, where the transport has them. */

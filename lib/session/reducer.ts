@@ -55,7 +55,7 @@ export type SessionEvent =
   | { readonly type: 'end'; readonly key: SessionKey };
 
 export type Effect =
-  /** Writes a chunk; `acks` are released once the receiver has flushed it. */
+  /** Writes a chunk; `acks` are released once the receiver has taken it (see `Sink.write`). */
   | { readonly type: 'write'; readonly receiver: Receiver; readonly chunk: string; readonly acks: readonly Ack[] }
   /** Ends a receiver; `abort` drops the socket without a closing handshake (a dead peer). */
   | { readonly type: 'finish'; readonly receiver: Receiver; readonly why: CloseReason; readonly abort?: boolean }
@@ -184,7 +184,7 @@ class Builder {
       }
       const { receiver } = attached;
       const chunk = receiver.wrap(frames[i]!);
-      // The acknowledgements ride on the last chunk: the messages are taken once it is flushed.
+      // The acknowledgements ride on the last chunk: the messages are taken once it is.
       this.effects.push({ type: 'write', receiver, chunk, acks: i === frames.length - 1 ? acks : NONE });
       const draft = this.draft();
       draft.lastWriteAt = this.now;

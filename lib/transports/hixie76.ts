@@ -222,9 +222,13 @@ export function hixie76Events(
       // The draft has no ping; its heartbeat is the SockJS `h` frame alone.
       pings: false,
       sink: {
-        write: (chunk, flushed) => {
-          if (!closing && socket.writable) socket.write(hixieFrame(chunk), flushed);
-          else flushed?.();
+        write: (chunk, taken) => {
+          if (closing || !socket.writable) taken?.();
+          else if (!taken || socket.writableNeedDrain) socket.write(hixieFrame(chunk), taken);
+          else {
+            socket.write(hixieFrame(chunk));
+            taken();
+          }
         },
         // The draft's close carries no code or reason; the SockJS close frame went out before.
         end: (_why, abort) => (abort ? socket.destroy() : close()),

@@ -45,9 +45,14 @@ function fitReason(reason: string): string {
   return fitted;
 }
 
-function uncork(receiver: WebsocketReceiver): void {
-  receiver.uncork();
+function settle(receiver: WebsocketReceiver): void {
+  receiver.settle();
 }
+
+/** Where a socket stands in the current tick: nothing written yet, one frame sent at once, or corked. */
+const IDLE = 0;
+const SENT_ONE = 1;
+const CORKED = 2;
 
 function text(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
@@ -107,7 +112,7 @@ class WebsocketReceiver implements Receiver, Sink {
   readonly url: string;
   readonly log: (severity: string, message: string) => void;
   #ws: SessionWebSocket | null = null;
-  #corked = false;
+  #tick: typeof IDLE | typeof SENT_ONE | typeof CORKED = IDLE;
 
   constructor(
     readonly id: number,
@@ -167,33 +172,51 @@ class WebsocketReceiver implements Receiver, Sink {
     this.events.complete();
   }
 
-  write(chunk: string, flushed?: () => void): void {
+  write(chunk: string, taken?: () => void): void {
     const ws = this.#ws;
     if (!ws || ws.readyState !== ws.OPEN) {
-      flushed?.();
+      taken?.();
       return;
     }
-    this.cork();
-    // An acknowledgement ignores the error argument: the close that follows ends the session.
-    ws.send(chunk, flushed);
+    this.#beforeWrite();
+    if (!taken || this.socket.writableNeedDrain) {
+      // An acknowledgement ignores the error argument: the close that follows ends the session.
+      ws.send(chunk, taken);
+      return;
+    }
+    ws.send(chunk);
+    taken();
   }
 
   /**
-   * Holds the socket's writes until the end of this tick, as Node's HTTP responses do: the
-   * frames of one burst (the echoes of messages that arrived in one read, a ping and its
-   * heartbeat) leave in one system call instead of one each.
+   * The first frame of a tick goes out at once; from the second on, the socket is corked until
+   * the end of the tick, so that the rest of a burst (the echoes of messages that arrived in one
+   * read) leaves in one system call instead of one each. A lone frame is never held back, so a
+   * client with a few messages in flight gets each answer as soon as it is made, and the two
+   * ends do not fall into answering each other in whole batches, each waiting for the other.
    */
-  cork(): void {
-    if (this.#corked) return;
-    this.#corked = true;
-    this.socket.cork();
-    process.nextTick(uncork, this);
+  #beforeWrite(): void {
+    if (this.#tick === IDLE) {
+      this.#tick = SENT_ONE;
+      process.nextTick(settle, this);
+    } else if (this.#tick === SENT_ONE) {
+      this.#tick = CORKED;
+      this.socket.cork();
+    }
   }
 
-  uncork(): void {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.socket.uncork();
+  /** Holds every write of the rest of this tick, the next one included, for one system call. */
+  cork(): void {
+    if (this.#tick === CORKED) return;
+    if (this.#tick === IDLE) process.nextTick(settle, this);
+    this.#tick = CORKED;
+    this.socket.cork();
+  }
+
+  /** The end of the tick: what was held leaves. */
+  settle(): void {
+    if (this.#tick === CORKED) this.socket.uncork();
+    this.#tick = IDLE;
   }
 
   end(why: CloseReason, abort?: boolean): void {
@@ -220,7 +243,7 @@ class WebsocketReceiver implements Receiver, Sink {
   unsubscribe(): void {
     const ws = this.#ws;
     // What was written this tick (a close frame, say) goes out before the socket is dropped.
-    this.uncork();
+    this.settle();
     if (ws && ws.readyState !== ws.CLOSED) ws.terminate();
   }
 }
