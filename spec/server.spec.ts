@@ -313,6 +313,44 @@ describe('the Connection as a Duplex', () => {
     client.ws.close();
   });
 
+  it('holds a writer that honours backpressure while its websocket client reads nothing, then delivers all in order', async () => {
+    const { client, connection } = await openWebsocket();
+    const chunk = 'p'.repeat(16 * 1024);
+    const most = 4000; // 64 MiB: far more than the sockets' buffers can take
+    const drainedWithin = (ms: number) =>
+      new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          connection.off('drain', onDrain);
+          resolve(false);
+        }, ms);
+        const onDrain = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+        connection.once('drain', onDrain);
+      });
+    let written = 0;
+    let stalled = false;
+    client.ws.pause();
+    while (written < most) {
+      if (connection.write(chunk + written++)) continue;
+      if (!(await drainedWithin(500))) {
+        stalled = true;
+        break;
+      }
+    }
+    // The writer was made to wait once the client's and the server's socket buffers were full,
+    // rather than having every write taken into memory.
+    expect(stalled).toBe(true);
+    expect(written).toBeLessThan(most);
+    client.ws.resume();
+    const received: string[] = [];
+    while (received.length < written) received.push(...(JSON.parse((await client.next()).slice(1)) as string[]));
+    expect(received.map((message) => message.slice(chunk.length))).toEqual(Array.from({ length: written }, (_, i) => String(i)));
+    expect(received.every((message) => message.startsWith(chunk))).toBe(true);
+    client.ws.close();
+  });
+
   it('batches messages written together from a data handler into one frame, in order', async () => {
     const { client, connection } = await openWebsocket();
     connection.removeAllListeners('data');
