@@ -1,4 +1,5 @@
 import { randomUUID } from 'crypto';
+import { connect } from 'net';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'http';
 import { PassThrough, Writable } from 'stream';
 import { toArray } from 'rxjs';
@@ -389,5 +390,64 @@ describe('the Connection as a Duplex', () => {
     expect(connection.send('hello')).toBe(true);
     expect(await client.next()).toBe('a["hello"]');
     client.ws.close();
+  });
+});
+
+describe('an xhr_streaming client that reads nothing', () => {
+  let running: Running;
+  const connections: Connection[] = [];
+
+  beforeEach(async () => {
+    const http = createHttpServer();
+    // A limit far above what the test writes, so that one response carries the whole stream.
+    const sockjs = createServer({ log: () => undefined, response_limit: 1 << 30 });
+    sockjs.on('connection', (connection: Connection) => connections.push(connection));
+    sockjs.installHandlers(http, { prefix: '/stream' });
+    running = await listen(http);
+  });
+
+  afterEach(async () => {
+    connections.length = 0;
+    await running.close();
+  });
+
+  it('holds a writer that honours backpressure, then delivers all in order once it reads', async () => {
+    const socket = connect(running.port, '127.0.0.1');
+    socket.write(`POST /stream/0/${randomUUID()}/xhr_streaming HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n`);
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (text += chunk));
+    await eventually(() => connections.length === 1 && text.includes('o\n'), 2000, 'the stream to open');
+    socket.pause();
+    const connection = connections[0]!;
+    const chunk = 'p'.repeat(16 * 1024);
+    const most = 4000; // 64 MiB: far more than the sockets' buffers can take
+    let written = 0;
+    let stalled = false;
+    while (written < most) {
+      if (connection.write(`${chunk}#${written++}#`)) continue;
+      const drained = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          connection.off('drain', onDrain);
+          resolve(false);
+        }, 500);
+        const onDrain = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+        connection.once('drain', onDrain);
+      });
+      if (!drained) {
+        stalled = true;
+        break;
+      }
+    }
+    expect(stalled).toBe(true);
+    expect(written).toBeLessThan(most);
+    socket.resume();
+    await eventually(() => text.includes(`#${written - 1}#`), 10000, 'the last message');
+    const seen = [...text.matchAll(/#(\d+)#/g)].map((match) => Number(match[1]));
+    expect(seen).toEqual(Array.from({ length: written }, (_, i) => i));
+    socket.destroy();
   });
 });
