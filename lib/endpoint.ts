@@ -37,7 +37,7 @@ import { respond, respondOnSocket, setHeaders } from './http/respond';
 import type { ResolvedOptions } from './options';
 import { parsePayload } from './payload';
 import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
-import type { Receiver, Sink } from './session/receiver';
+import { onFlush, type Receiver, type Sink } from './session/receiver';
 import { INTERRUPTED, type SessionEvent, type SessionKey, SHUTTING_DOWN } from './session/reducer';
 import { mergeEach } from './session/keyed';
 import { type Performed, type SessionContext, sessionTable } from './session/session';
@@ -437,13 +437,9 @@ class ResponseReceiver implements Receiver, Sink {
       taken?.();
       return;
     }
-    if (!taken || res.writableNeedDrain) {
-      // An acknowledgement ignores the error argument: there is nothing left to do for the write.
-      res.write(chunk, taken);
-      return;
-    }
-    res.write(chunk);
-    taken();
+    const flushed = onFlush(res, taken);
+    res.write(chunk, flushed);
+    if (!flushed) taken?.();
   }
 
   end(): void {

@@ -21,6 +21,16 @@ export interface Sink {
   ping?(): void;
 }
 
+/**
+ * The callback a transport hands its write, by the rule of `Sink.write`: `taken` itself while the
+ * stream is over its high-water mark, so that it waits for the flush; else none, and the caller
+ * calls `taken` right after the write. An acknowledgement ignores the error argument: a failed
+ * write ends the socket, and the session with it.
+ */
+export function onFlush(stream: { readonly writableNeedDrain: boolean }, taken?: () => void): (() => void) | undefined {
+  return stream.writableNeedDrain ? taken : undefined;
+}
+
 export interface Receiver {
   /** Unique among the receivers of one endpoint. */
   readonly id: number;

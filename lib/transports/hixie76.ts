@@ -17,7 +17,7 @@ import { Observable, type Subscription, timer } from 'rxjs';
 import { TLSSocket } from 'tls';
 import { parseWebsocketPayload } from '../payload';
 import { type CloseReason, INTERRUPTED, NORMAL_CLOSURE, type SessionEvent } from '../session/reducer';
-import type { Receiver } from '../session/receiver';
+import { onFlush, type Receiver } from '../session/receiver';
 import type { WebsocketUpgrade } from './websocket';
 
 /** Whether an upgrade request asks for hixie-76 rather than RFC 6455 (which always names a version). */
@@ -223,12 +223,13 @@ export function hixie76Events(
       pings: false,
       sink: {
         write: (chunk, taken) => {
-          if (closing || !socket.writable) taken?.();
-          else if (!taken || socket.writableNeedDrain) socket.write(hixieFrame(chunk), taken);
-          else {
-            socket.write(hixieFrame(chunk));
-            taken();
+          if (closing || !socket.writable) {
+            taken?.();
+            return;
           }
+          const flushed = onFlush(socket, taken);
+          socket.write(hixieFrame(chunk), flushed);
+          if (!flushed) taken?.();
         },
         // The draft's close carries no code or reason; the SockJS close frame went out before.
         end: (_why, abort) => (abort ? socket.destroy() : close()),

@@ -11,7 +11,7 @@ import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { errorText, type StaticResponse } from '../http/pages';
 import { parseWebsocketPayload } from '../payload';
 import type { CloseReason, SessionEvent, SessionKey } from '../session/reducer';
-import type { Framing, Receiver, Sink } from '../session/receiver';
+import { type Framing, onFlush, type Receiver, type Sink } from '../session/receiver';
 
 export interface WebsocketKind {
   readonly protocol: 'websocket' | 'websocket-raw';
@@ -179,13 +179,9 @@ class WebsocketReceiver implements Receiver, Sink {
       return;
     }
     this.#beforeWrite();
-    if (!taken || this.socket.writableNeedDrain) {
-      // An acknowledgement ignores the error argument: the close that follows ends the session.
-      ws.send(chunk, taken);
-      return;
-    }
-    ws.send(chunk);
-    taken();
+    const flushed = onFlush(this.socket, taken);
+    ws.send(chunk, flushed);
+    if (!flushed) taken?.();
   }
 
   /**
