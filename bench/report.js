@@ -37,33 +37,22 @@ function summarise(rounds) {
   }
   const ratios = {};
   for (const kind of Object.keys(rounds)) {
-    if (kind === 'ours') continue;
-    ratios[kind] = {};
-    for (const metric of METRICS) {
-      const perRound = rounds.ours.map((ours, i) => {
-        const other = rounds[kind][i];
-        if (!ours || !other || typeof ours[metric] !== 'number' || typeof other[metric] !== 'number' || other[metric] <= 0) return null;
-        return ours[metric] / other[metric];
-      });
-      const s = spread(perRound);
-      if (s) ratios[kind][metric] = { ...s, perRound };
-    }
+    if (kind !== 'ours') ratios[kind] = roundRatios(rounds.ours, rounds[kind]);
   }
-  return { kinds, ratios, floorRatios: floorRatios(rounds) };
+  // The floor server over sockjs: how far below sockjs a server can get on the same wire work
+  // before it does any SockJS work at all.
+  const floorRatios = rounds.ws && rounds.sockjs ? roundRatios(rounds.ws, rounds.sockjs) : {};
+  return { kinds, ratios, floorRatios };
 }
 
-/**
- * The floor server's figures over sockjs's, within each round: how far below sockjs a server
- * can get on the same wire work before it does any SockJS work at all.
- */
-function floorRatios(rounds) {
-  if (!rounds.ws || !rounds.sockjs) return {};
+/** `top ÷ bottom` per metric, taken within each round, then summarised over the rounds. */
+function roundRatios(top, bottom) {
   const out = {};
   for (const metric of METRICS) {
-    const perRound = rounds.ws.map((ws, i) => {
-      const sockjs = rounds.sockjs[i];
-      if (!ws || !sockjs || typeof ws[metric] !== 'number' || typeof sockjs[metric] !== 'number' || sockjs[metric] <= 0) return null;
-      return ws[metric] / sockjs[metric];
+    const perRound = top.map((a, i) => {
+      const b = bottom[i];
+      if (!a || !b || typeof a[metric] !== 'number' || typeof b[metric] !== 'number' || b[metric] <= 0) return null;
+      return a[metric] / b[metric];
     });
     const s = spread(perRound);
     if (s) out[metric] = { ...s, perRound };
