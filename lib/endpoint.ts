@@ -17,6 +17,7 @@ import {
   eventsourceCorsHeaders,
   type Headers,
   jsessionidHeaders,
+  mergeHeaders,
   NO_CACHE,
   preflightHeaders,
 } from './http/headers';
@@ -211,11 +212,10 @@ export class Endpoint {
       case 'preflight':
         this.#cookie(req, res);
         // With CORS disabled the preflight still answers, but grants nothing: no Access-Control-*.
-        setHeaders(res, {
-          ...this.#cors(req),
-          ...cacheForAYear(now),
-          ...(this.options.disable_cors ? {} : preflightHeaders(target.methods)),
-        });
+        setHeaders(
+          res,
+          mergeHeaders(this.#cors(req), cacheForAYear(now), this.options.disable_cors ? undefined : preflightHeaders(target.methods)),
+        );
         return this.#answer(req, res, preflight({}));
       case 'not-found':
         return this.#answer(req, res, notFound(target.cacheable, now));
@@ -253,7 +253,7 @@ export class Endpoint {
   #sessionHeaders(req: IncomingMessage, res: ServerResponse): Headers {
     const { jsessionid } = this.options;
     if (typeof jsessionid === 'function') jsessionid(req, res);
-    else if (jsessionid) return { ...NO_CACHE, ...jsessionidHeaders(req.headers) };
+    else if (jsessionid) return mergeHeaders(NO_CACHE, jsessionidHeaders(req.headers));
     return NO_CACHE;
   }
 
@@ -270,10 +270,10 @@ export class Endpoint {
   #receive(req: IncomingMessage, res: ServerResponse, transport: ReceivingTransport, key: string, base: Headers): Observable<SessionEvent> {
     const framer = transport.framer(splitUrl(req.url ?? '/').query);
     if (!isFramer(framer)) return this.#answer(req, res, framer, base);
-    const headers: Headers = { ...base };
-    if (transport.cors === 'xhr') Object.assign(headers, this.#cors(req));
-    else if (transport.cors === 'eventsource' && !this.options.disable_cors) Object.assign(headers, eventsourceCorsHeaders(req.headers));
-    if (transport.headers) Object.assign(headers, transport.headers);
+    let cors: Headers | undefined;
+    if (transport.cors === 'xhr') cors = this.#cors(req);
+    else if (transport.cors === 'eventsource' && !this.options.disable_cors) cors = eventsourceCorsHeaders(req.headers);
+    const headers = mergeHeaders(base, cors, transport.headers);
     headers['Content-Type'] = transport.contentType;
     // A stream's headers and prelude go out at once; a poll's wait for its one frame.
     if (transport.streaming) {
@@ -289,11 +289,11 @@ export class Endpoint {
   }
 
   #send(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: string, base: Headers): Observable<SessionEvent> {
-    const headers = transport.cors === 'xhr' ? { ...base, ...this.#cors(req) } : base;
+    const headers = transport.cors === 'xhr' ? mergeHeaders(base, this.#cors(req)) : base;
     return readBody(req, this.options.max_message_size, (body): SessionEvent | undefined => {
       if (body === null) {
         // The rest of the body is not read: the connection closes after the answer.
-        this.#answer(req, res, errorText(413, 'Payload too large.'), { ...headers, Connection: 'close' });
+        this.#answer(req, res, errorText(413, 'Payload too large.'), mergeHeaders(headers, { Connection: 'close' }));
         return undefined;
       }
       const payload = parsePayload(transport.payload(mediaType(req.headers['content-type']), body));

@@ -7,6 +7,19 @@ export type Headers = Record<string, string>;
 
 const YEAR_SECONDS = 365 * 24 * 60 * 60;
 
+/**
+ * The header sets in order, later ones winning, as one new object that the caller may add to.
+ * Not object spread: V8 (11.3, Node 20) makes an object built by `{ ...a }` slow to grow, and
+ * each header added to one afterwards cost about 0.4 µs, a tenth of a poll's whole time.
+ */
+export function mergeHeaders(...sets: ReadonlyArray<Headers | undefined>): Headers {
+  const merged: Headers = {};
+  for (const set of sets) {
+    if (set) for (const name in set) merged[name] = set[name]!;
+  }
+  return merged;
+}
+
 /** Responses that must never be cached: every session transport and `/info`. */
 export const NO_CACHE: Headers = {
   'Cache-Control': 'no-store, no-cache, no-transform, must-revalidate, max-age=0',

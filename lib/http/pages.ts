@@ -3,7 +3,7 @@
  * Each is data (status, headers, body), written to the socket by `respond`.
  */
 import { createHash } from 'crypto';
-import { cacheForAYear, type Headers, NO_CACHE } from './headers';
+import { cacheForAYear, type Headers, mergeHeaders, NO_CACHE } from './headers';
 
 export interface StaticResponse {
   readonly status: number;
@@ -94,9 +94,9 @@ export function iframe(sockjsUrl: string): IframePage {
 
 /** The iframe page, or 304 when the client already has this version. */
 export function iframeResponse(page: IframePage, ifNoneMatch: string | undefined, now: number): StaticResponse {
-  const headers = { ...cacheForAYear(now), ETag: page.etag };
+  const headers = mergeHeaders(cacheForAYear(now), { ETag: page.etag });
   if (ifNoneMatch === page.etag) return { status: 304, headers, body: '' };
-  return { status: 200, headers: { 'Content-Type': 'text/html; charset=UTF-8', ...headers }, body: page.body };
+  return { status: 200, headers: mergeHeaders({ 'Content-Type': 'text/html; charset=UTF-8' }, headers), body: page.body };
 }
 
 /** An empty preflight answer: 204, cacheable for a year. */

@@ -4,7 +4,7 @@
  */
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'http';
 import type { Duplex } from 'stream';
-import type { Headers } from './headers';
+import { type Headers, mergeHeaders } from './headers';
 import type { StaticResponse } from './pages';
 
 export function setHeaders(res: ServerResponse, headers: Headers): void {
@@ -17,7 +17,7 @@ export function setHeaders(res: ServerResponse, headers: Headers): void {
  */
 export function respond(res: ServerResponse, response: StaticResponse, extra?: Headers): void {
   if (res.headersSent) return;
-  const headers: Headers = { ...extra, ...response.headers };
+  const headers = mergeHeaders(extra, response.headers);
   if (response.body) headers['Content-Length'] = String(Buffer.byteLength(response.body));
   res.writeHead(response.status, headers);
   res.end(response.body);

@@ -4,6 +4,7 @@ import {
   corsHeaders,
   type Headers,
   jsessionidHeaders,
+  mergeHeaders,
   NO_CACHE,
   preflightHeaders,
   readCookie,
@@ -12,6 +13,28 @@ import {
 describe('NO_CACHE', () => {
   it('is exactly the Cache-Control the protocol requires, with no Expires or Last-Modified', () => {
     expect(NO_CACHE).toStrictEqual({ 'Cache-Control': 'no-store, no-cache, no-transform, must-revalidate, max-age=0' });
+  });
+});
+
+describe('mergeHeaders', () => {
+  it.each<[string, Array<Headers | undefined>, Headers]>([
+    ['no sets', [], {}],
+    ['only absent sets', [undefined, undefined], {}],
+    ['one set', [{ A: '1' }], { A: '1' }],
+    ['disjoint sets, in order', [{ A: '1' }, undefined, { B: '2' }], { A: '1', B: '2' }],
+    ['a name in two sets, the later winning', [{ A: '1', B: '2' }, { A: '3' }], { A: '3', B: '2' }],
+  ])('merges %s', (_name, sets, merged) => {
+    const result = mergeHeaders(...sets);
+    expect(result).toStrictEqual(merged);
+    expect(Object.keys(result)).toStrictEqual(Object.keys(merged));
+  });
+
+  it('returns a new object and leaves its sets as they were', () => {
+    const first = { A: '1' };
+    const result = mergeHeaders(first, { B: '2' });
+    result.C = '3';
+    expect(first).toStrictEqual({ A: '1' });
+    expect(result).not.toBe(first);
   });
 });
 
