@@ -11,30 +11,44 @@ import { from, type GroupedObservable, Observable, type ObservableInput, type Op
 /**
  * One group of `groupUntil`: a multicast stream of the values with its key. Most groups have
  * exactly one subscriber (their session), so that one is held in a field and only further
- * subscribers get a list.
+ * subscribers get a list. A server holds one group per session, so a group is one object: its
+ * subscribe function is shared by all groups, and a subscriber that unsubscribes is dropped at
+ * the next value or subscription rather than by a teardown closure of its own.
  */
 class Group<K, T> extends Observable<T> implements GroupedObservable<K, T> {
   #first: Subscriber<T> | null = null;
   #others: Subscriber<T>[] | null = null;
   #ended: { readonly error: unknown } | null = null;
 
+  static readonly #subscribe = function (this: Observable<unknown>, subscriber: Subscriber<unknown>): TeardownLogic {
+    (this as Group<unknown, unknown>).#add(subscriber);
+  };
+
   constructor(readonly key: K) {
-    super((subscriber) => this.#add(subscriber));
+    super(Group.#subscribe);
   }
 
-  #add(subscriber: Subscriber<T>): TeardownLogic {
+  #add(subscriber: Subscriber<T>): void {
     if (this.#ended) {
       const { error } = this.#ended;
       if (error === undefined) subscriber.complete();
       else subscriber.error(error);
-      return undefined;
+      return;
     }
+    this.#prune();
     if (!this.#first) this.#first = subscriber;
     else (this.#others ??= []).push(subscriber);
-    return () => {
-      if (this.#first === subscriber) this.#first = this.#others?.shift() ?? null;
-      else if (this.#others) this.#others = this.#others.filter((other) => other !== subscriber);
-    };
+  }
+
+  /** Forgets the subscribers that have unsubscribed. */
+  #prune(): void {
+    if (this.#others) {
+      const open = this.#each().filter((subscriber) => !subscriber.closed);
+      this.#first = open.shift() ?? null;
+      this.#others = open.length > 0 ? open : null;
+    } else if (this.#first?.closed) {
+      this.#first = null;
+    }
   }
 
   #each(): Subscriber<T>[] {
@@ -43,6 +57,7 @@ class Group<K, T> extends Observable<T> implements GroupedObservable<K, T> {
   }
 
   push(value: T): void {
+    this.#prune();
     if (this.#others) for (const subscriber of this.#each()) subscriber.next(value);
     else this.#first?.next(value);
   }

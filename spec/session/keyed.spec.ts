@@ -1,4 +1,4 @@
-import { catchError, map, mergeMap, Observable, of, toArray } from 'rxjs';
+import { catchError, type GroupedObservable, map, mergeMap, Observable, of, Subject, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { groupUntil, mergeEach } from '../../lib/session/keyed';
 
@@ -32,6 +32,33 @@ describe('groupUntil', () => {
       );
       expectObservable(groups).toBe('-a-b-(xy#)', { a: 'a1', b: 'b1', x: 'a boom', y: 'b boom' }, new Error('boom'));
     });
+  });
+
+  it('multicasts a group to each of its subscribers until that one unsubscribes', () => {
+    const source = new Subject<string>();
+    const seen: Record<string, string[]> = { first: [], second: [], third: [] };
+    const groups: Array<GroupedObservable<string, string>> = [];
+    const subscription = source
+      .pipe(
+        groupUntil(
+          (value) => value[0]!,
+          () => false,
+        ),
+      )
+      .subscribe((group$) => groups.push(group$));
+    source.next('a1');
+    const group$ = groups[0]!;
+    const first = group$.subscribe((value) => seen.first!.push(value));
+    const second = group$.subscribe((value) => seen.second!.push(value));
+    source.next('a2');
+    first.unsubscribe();
+    source.next('a3');
+    group$.subscribe((value) => seen.third!.push(value));
+    second.unsubscribe();
+    source.next('a4');
+    subscription.unsubscribe();
+    expect(groups).toHaveLength(1);
+    expect(seen).toStrictEqual({ first: ['a2'], second: ['a2', 'a3'], third: ['a4'] });
   });
 
   it('unsubscribes its source when unsubscribed', () => {
