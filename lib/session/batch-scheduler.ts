@@ -71,7 +71,10 @@ export class BatchScheduler implements SchedulerLike {
     const slot = Math.ceil(due / this.resolution);
     let entry = this.#slots.get(slot);
     if (!entry) {
-      const timer = setTimeout(() => this.#fire(slot), slot * this.resolution - this.now());
+      // Unref'd: a session's timers never keep the process alive by themselves. A session that
+      // matters has a socket or a listening server that does, and once the HTTP server is
+      // closed a session waiting out disconnect_delay has no client that could come back.
+      const timer = setTimeout(() => this.#fire(slot), slot * this.resolution - this.now()).unref();
       entry = { actions: new Set(), timer };
       this.#slots.set(slot, entry);
     }

@@ -68,4 +68,17 @@ describe('BatchScheduler', () => {
     expect(ran).toEqual([0, 1, 2, -1]);
     expect(repeating.closed).toBe(true);
   });
+
+  it('runs its work on a timer that does not keep the process alive', async () => {
+    jest.useRealTimers();
+    const scheduler = new BatchScheduler(4);
+    const keepingAlive = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+    const before = keepingAlive();
+    const ran = new Promise<string | undefined>((resolve) => scheduler.schedule(resolve, 10, 'ran'));
+    expect(keepingAlive()).toBe(before);
+    // A timer of the test's own keeps the process up until the work has run.
+    const guard = setTimeout(() => undefined, 1000);
+    await expect(ran).resolves.toBe('ran');
+    clearTimeout(guard);
+  });
 });
