@@ -28,20 +28,26 @@ export type Route =
 type Method = 'GET' | 'POST' | 'OPTIONS';
 type Handler = (sessionId: string) => Route;
 
+type Methods = Partial<Record<Method, Handler>>;
+
 interface Row {
   readonly path: RegExp;
-  readonly methods: Partial<Record<Method, Handler>>;
+  readonly methods: Methods;
 }
 
 export interface RouteTable {
   readonly prefix: string;
+  /** The paths of one segment: the greeting, the iframe page, `/info` and `/websocket`. */
   readonly rows: readonly Row[];
+  /** The session endpoints served, by the last segment of `/<server>/<session>/<endpoint>`. */
+  readonly sessions: ReadonlyMap<string, Methods>;
 }
 
 const always = (route: Route): Handler => () => route;
 const session = (endpoint: SessionEndpoint): Handler => (sessionId) => ({ kind: 'session', endpoint, sessionId });
-// `<server>` and `<session>`: one or more characters that are neither `/` nor `.`, kept undecoded.
-const sessionPath = (endpoint: string) => new RegExp(`^/[^/.]+/([^/.]+)/${endpoint}/?$`);
+// `/<server>/<session>/<endpoint>`: each one or more characters that are neither `/` nor `.`,
+// kept undecoded. One pattern for every endpoint, so that a session URL is matched once.
+const SESSION_PATH = /^\/[^/.]+\/([^/.]+)\/([^/.]+)\/?$/;
 
 const PREFLIGHT_POST = always({ kind: 'preflight', methods: 'OPTIONS, POST' });
 const DISABLED = always({ kind: 'not-found', cacheable: true });
@@ -74,9 +80,9 @@ export function routeTable(options: Pick<ResolvedOptions, 'prefix' | 'transports
       path: /^\/websocket\/?$/,
       methods: { GET: options.transports.has('websocket-raw') ? always({ kind: 'raw-websocket' }) : DISABLED },
     },
-    { path: sessionPath('websocket'), methods: { GET: enabled('websocket') ? session('websocket') : DISABLED } },
   ];
-  const http: Array<[SessionEndpoint, Partial<Record<Method, Handler>>]> = [
+  const sessions = new Map<string, Methods>([['websocket', { GET: enabled('websocket') ? session('websocket') : DISABLED }]]);
+  const http: Array<[SessionEndpoint, Methods]> = [
     ['xhr', { POST: session('xhr'), OPTIONS: PREFLIGHT_POST }],
     ['xhr_send', { POST: session('xhr_send'), OPTIONS: PREFLIGHT_POST }],
     ['xhr_streaming', { POST: session('xhr_streaming'), OPTIONS: PREFLIGHT_POST }],
@@ -86,9 +92,9 @@ export function routeTable(options: Pick<ResolvedOptions, 'prefix' | 'transports
     ['jsonp_send', { POST: session('jsonp_send') }],
   ];
   for (const [endpoint, methods] of http) {
-    if (enabled(endpoint)) rows.push({ path: sessionPath(endpoint), methods });
+    if (enabled(endpoint)) sessions.set(endpoint, methods);
   }
-  return { prefix: options.prefix, rows };
+  return { prefix: options.prefix, rows, sessions };
 }
 
 // `scheme://authority` of an absolute-form request target (what proxies send).
@@ -120,15 +126,25 @@ export function underPrefix(table: RouteTable, pathname: string): boolean {
   return pathname === prefix || pathname.startsWith(prefix + '/');
 }
 
+const NOT_FOUND: Route = { kind: 'not-found', cacheable: false };
+
+/** The route of a path that matched: its handler for `method`, or 405 with the methods it has. */
+function handle(methods: Methods, method: string, sessionId: string): Route {
+  const handler = Object.hasOwn(methods, method) ? methods[method as Method] : undefined;
+  if (handler) return handler(sessionId);
+  return { kind: 'method-not-allowed', allow: Object.keys(methods).join(', ') };
+}
+
 export function route(table: RouteTable, method: string, pathname: string): Route {
   if (!underPrefix(table, pathname)) return { kind: 'outside' };
   const rest = pathname.slice(table.prefix.length);
-  for (const row of table.rows) {
-    const match = row.path.exec(rest);
-    if (!match) continue;
-    const handler = Object.hasOwn(row.methods, method) ? row.methods[method as Method] : undefined;
-    if (handler) return handler(match[1] ?? '');
-    return { kind: 'method-not-allowed', allow: Object.keys(row.methods).join(', ') };
+  const session = SESSION_PATH.exec(rest);
+  if (session) {
+    const methods = table.sessions.get(session[2]!);
+    return methods ? handle(methods, method, session[1]!) : NOT_FOUND;
   }
-  return { kind: 'not-found', cacheable: false };
+  for (const row of table.rows) {
+    if (row.path.test(rest)) return handle(row.methods, method, '');
+  }
+  return NOT_FOUND;
 }
