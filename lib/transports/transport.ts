@@ -47,5 +47,7 @@ export function isFramer(value: Framer | StaticResponse): value is Framer {
 
 /** The media type of a Content-Type header, without parameters: `text/plain; charset=x` is `text/plain`. */
 export function mediaType(contentType: string | undefined): string {
-  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (!contentType) return '';
+  const end = contentType.indexOf(';');
+  return (end === -1 ? contentType : contentType.slice(0, end)).trim().toLowerCase();
 }
