@@ -71,8 +71,8 @@ describe('hostile handshakes', () => {
 });
 
 /** A websocket opened by hand, so that it can send frames no client library would. */
-async function rawWebsocket(): Promise<{ socket: Socket; received: () => Buffer; closed: Promise<void> }> {
-  const socket = connect(server.port, '127.0.0.1');
+async function rawWebsocket({ allowHalfOpen = false } = {}): Promise<{ socket: Socket; received: () => Buffer; closed: Promise<void> }> {
+  const socket = connect({ port: server.port, host: '127.0.0.1', allowHalfOpen });
   let data = Buffer.alloc(0);
   socket.on('data', (d: Buffer) => (data = Buffer.concat([data, d])));
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
@@ -191,5 +191,23 @@ describe('hostile session ids and callbacks', () => {
     while (echoed.length < 4) echoed.push(...(JSON.parse((await client.next()).slice(1)) as string[]));
     expect(echoed).toEqual(['1', 'null', '{"a":[true]}', 's']);
     client.ws.close();
+  });
+});
+
+describe('the closing handshake', () => {
+  it('closes the TCP connection first once it is done, without waiting for the client to', async () => {
+    // A client that keeps its side open after the handshake: the server must not wait for its FIN.
+    const ws = await rawWebsocket({ allowHalfOpen: true });
+    const ended = new Promise<void>((resolve) => ws.socket.once('end', () => resolve()));
+    const code = Buffer.alloc(2);
+    code.writeUInt16BE(1000);
+    ws.socket.write(frame(8, code));
+    await ended;
+    expect(closeCode(ws.received())).toBe(1000);
+    const why = await new Promise((resolve) => server.connections[0]!.closed$.subscribe(resolve));
+    expect(why).toEqual({ code: 1000, reason: '' });
+    expect(ws.socket.writableEnded).toBe(false);
+    ws.socket.destroy();
+    await stillServing();
   });
 });

@@ -91,6 +91,17 @@ function onError(this: WebSocket, error: Error): void {
   receiverOf(this)?.error(error);
 }
 
+/**
+ * `ws` ends the socket once the closing handshake is done (or the connection has failed), then
+ * waits for the client's FIN, up to 30 s. The server closes the TCP connection first instead, as
+ * RFC 6455 (7.1.1) asks: the socket is destroyed once its last frame has been flushed. This also
+ * spares the two `end()` calls `ws` makes on streams that have finished when that FIN arrives,
+ * each of which builds an ERR_STREAM_ALREADY_FINISHED error with its stack trace.
+ */
+function closeFirst(this: Duplex): void {
+  this.destroy();
+}
+
 function onClose(this: WebSocket, code: number, reason: Buffer): void {
   const receiver = receiverOf(this);
   (this as SessionWebSocket).receiver = null;
@@ -142,6 +153,7 @@ class WebsocketReceiver implements Receiver, Sink {
     // `close` event that follows ends the session.
     ws.on('error', onError);
     ws.on('close', onClose);
+    this.socket.once('finish', closeFirst);
     this.emit({ type: 'attach', key: this.key, receiver: this, request });
   }
 
