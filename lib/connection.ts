@@ -9,7 +9,8 @@ import type { AddressInfo } from 'net';
 import { Duplex } from 'stream';
 import { StringDecoder } from 'string_decoder';
 import { AsyncSubject, type Observable, Subject } from 'rxjs';
-import { type CloseReason, SEND_QUEUE_FULL, type SessionEvent, type SessionKey } from './session/reducer';
+import { sockjsError } from './errors';
+import { type CloseReason, INTERNAL_ERROR, RECEIVE_QUEUE_FULL, SEND_QUEUE_FULL, type SessionEvent, type SessionKey } from './session/reducer';
 
 /** WebSocket-style ready states, as the `sockjs` package numbers them. */
 export type ReadyState = 0 | 1 | 2 | 3;
@@ -51,15 +52,33 @@ export interface ConnectionInit {
   readonly protocol: string;
   readonly request: IncomingMessage;
   readonly post: (event: SessionEvent) => void;
-  /** Bytes that may wait in the connection before it is closed as a slow consumer. */
+  /**
+   * Bytes that may wait in the connection, in each direction, before the session is closed: sent
+   * by the application and not yet taken by a slow client, or received and not yet read by a
+   * paused application.
+   */
   readonly maxQueueSize: number;
+  /** Where a fault of the application's listeners is reported. */
+  readonly log: (severity: string, message: string) => void;
 }
 
 /**
- * What the session table does to a connection: hand it messages, tell it the session closed.
- * Functions rather than methods, so that they stay off the application's API.
+ * What a message waiting in a connection costs: its UTF-8 bytes (at least what the string takes
+ * in memory) and the bookkeeping of one entry, so that empty messages are not free.
  */
-export let deliverTo: (connection: Connection, messages: readonly string[]) => void;
+const ENTRY_COST = 64;
+
+export function queuedCost(chunk: string | Uint8Array): number {
+  return (typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length) + ENTRY_COST;
+}
+
+/**
+ * What the session table does to a connection: hand it messages (false once the application has
+ * stopped reading them), hold back what answers or feeds the client until it reads again, tell it
+ * the session closed. Functions rather than methods, so that they stay off the application's API.
+ */
+export let deliverTo: (connection: Connection, messages: readonly string[]) => boolean;
+export let whenReading: (connection: Connection, then: () => void) => void;
 export let closeConnection: (connection: Connection, why: CloseReason) => void;
 
 type WriteCallback = (error?: Error | null) => void;
@@ -83,6 +102,13 @@ export class Connection extends Duplex {
   readonly #key: SessionKey;
   readonly #post: (event: SessionEvent) => void;
   readonly #maxQueueSize: number;
+  readonly #log: (severity: string, message: string) => void;
+  /** Bytes written by the application and not yet taken by the session (see `queuedCost`). */
+  #sending = 0;
+  /** Bytes pushed to the Readable side and not yet read by the application. */
+  #receiving = 0;
+  /** What waits for the application to read again: held answers and paused sources. */
+  #held: Array<() => void> | null = null;
   #readyState: ReadyState = OPEN;
   #id: string | null = null;
   /** Why the session closed, once it has. */
@@ -97,6 +123,7 @@ export class Connection extends Duplex {
 
   static {
     deliverTo = (connection, messages) => connection.#deliver(messages);
+    whenReading = (connection, then) => connection.#whenReading(then);
     closeConnection = (connection, why) => connection.#close(why);
   }
 
@@ -110,6 +137,7 @@ export class Connection extends Duplex {
     this.#key = init.key;
     this.#post = init.post;
     this.#maxQueueSize = init.maxQueueSize;
+    this.#log = init.log;
     this.prefix = init.prefix;
     this.protocol = init.protocol;
     const { request } = init;
@@ -163,17 +191,42 @@ export class Connection extends Duplex {
 
   /**
    * Sends one message. Like the sockjs package, any value is sent as its text (`String(value)`);
-   * a Buffer is read as UTF-8. Returns `false` when the caller should wait for `drain`.
+   * a Buffer is read as UTF-8. Returns `false` when the caller should wait for `drain`, and when
+   * the connection is closing or closed: then the message is dropped at once, and a callback is
+   * called with a `SOCKJS_ERR_CONNECTION_CLOSED` error (no `error` event is emitted).
    */
   override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    const done = typeof encoding === 'function' ? encoding : callback;
+    if (this.#readyState !== OPEN || this.writableEnded) {
+      if (done) process.nextTick(done, sockjsError('SOCKJS_ERR_CONNECTION_CLOSED'));
+      return false;
+    }
     const data = typeof chunk === 'string' || chunk instanceof Uint8Array ? chunk : String(chunk);
-    let accepted: boolean;
-    if (typeof encoding === 'function') accepted = super.write(data, encoding);
-    else accepted = encoding === undefined ? super.write(data, callback) : super.write(data, encoding, callback);
+    this.#sending += queuedCost(data);
+    const accepted = typeof encoding === 'function' || encoding === undefined ? super.write(data, done) : super.write(data, encoding, done);
     // A writer that ignores backpressure would grow this buffer without bound; past the limit
     // the client is taken to be too slow for the stream it is sent.
-    if (this.writableLength > this.#maxQueueSize) this.close(SEND_QUEUE_FULL.code, SEND_QUEUE_FULL.reason);
+    if (this.#sending > this.#maxQueueSize) {
+      this.close(SEND_QUEUE_FULL.code, SEND_QUEUE_FULL.reason);
+      return false;
+    }
     return accepted;
+  }
+
+  /**
+   * Every event goes through here, those Node's stream machinery emits on later ticks included:
+   * a listener of the application that throws is logged and closes this session with 1011, and
+   * the process never sees it. So does an `error` event no one listens for.
+   */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'data') this.#receiving -= queuedCost(args[0] as string);
+    try {
+      return super.emit(event, ...args);
+    } catch (error) {
+      this.#log('error', `connection ${String(this.#key)}: ${String(event)} listener: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      this.close(INTERNAL_ERROR.code, INTERNAL_ERROR.reason);
+      return true;
+    }
   }
 
   /** Sends one message; `false` asks the caller to wait for `drain`, as `write` does. */
@@ -197,18 +250,32 @@ export class Connection extends Duplex {
   }
 
   override _read(): void {
-    // Messages are pushed as they arrive.
+    // Messages are pushed as they arrive; what was held while the application did not read
+    // (a client's socket, the answer to its send) goes on now.
+    const held = this.#held;
+    if (!held) return;
+    this.#held = null;
+    for (const resume of held) resume();
   }
 
   override _write(chunk: string | Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
-    this.#outgoing([this.#text(chunk)], callback);
+    const cost = queuedCost(chunk);
+    this.#outgoing([this.#text(chunk)], () => {
+      this.#sending -= cost;
+      callback();
+    });
   }
 
   override _writev(chunks: Array<{ chunk: string | Buffer }>, callback: WriteCallback): void {
-    this.#outgoing(
-      chunks.map(({ chunk }) => this.#text(chunk)),
-      callback,
-    );
+    let cost = 0;
+    const messages = chunks.map(({ chunk }) => {
+      cost += queuedCost(chunk);
+      return this.#text(chunk);
+    });
+    this.#outgoing(messages, () => {
+      this.#sending -= cost;
+      callback();
+    });
   }
 
   override _final(callback: WriteCallback): void {
@@ -236,13 +303,32 @@ export class Connection extends Duplex {
     this.#post({ type: 'outgoing', key: this.#key, messages, ack: () => callback() });
   }
 
-  #deliver(messages: readonly string[]): void {
+  /** Hands messages to the application; false once its Readable side holds as much as it should. */
+  #deliver(messages: readonly string[]): boolean {
+    let reading = true;
     for (const message of messages) {
+      if (this.#readyState === CLOSED) return true;
       this.#messages?.next(message);
       // The Readable side buffers only once someone reads it (a `data` listener, `pipe`,
       // `pause`), so an application that uses `messages$` alone keeps nothing in memory.
-      if (this.readableFlowing !== null) this.push(message);
+      if (this.readableFlowing === null) continue;
+      this.#receiving += queuedCost(message);
+      reading = this.push(message) && reading;
+      if (this.#receiving > this.#maxQueueSize) {
+        this.close(RECEIVE_QUEUE_FULL.code, RECEIVE_QUEUE_FULL.reason);
+        return true;
+      }
     }
+    return reading;
+  }
+
+  /** Runs `then` now if the application reads, else once it reads again (or the connection closes). */
+  #whenReading(then: () => void): void {
+    if (this.readableFlowing === null || this.readableLength < this.readableHighWaterMark || this.#readyState === CLOSED) {
+      then();
+      return;
+    }
+    (this.#held ??= []).push(then);
   }
 
   #close(why: CloseReason): void {
@@ -252,6 +338,12 @@ export class Connection extends Duplex {
     this.#messages?.complete();
     this.#closed?.next(why);
     this.#closed?.complete();
+    const held = this.#held;
+    this.#held = null;
+    if (held) for (const resume of held) resume();
+    // Messages the application paused on and never read go with the connection: say so.
+    const unread = this.readableLength;
+    if (unread > 0) this.#log('info', `connection ${String(this.#key)} closed with ${unread} received message(s) unread`);
     this.push(null);
     this.destroy();
   }

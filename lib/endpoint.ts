@@ -10,7 +10,7 @@ import { randomInt } from 'crypto';
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
 import { EMPTY, Observable, type SchedulerLike, Subject, type Subscriber, type Subscription } from 'rxjs';
-import { closeConnection, Connection, deliverTo } from './connection';
+import { closeConnection, Connection, deliverTo, whenReading } from './connection';
 import {
   cacheForAYear,
   corsHeaders,
@@ -36,10 +36,10 @@ import {
 } from './http/pages';
 import { respond, respondOnSocket, setHeaders } from './http/respond';
 import type { ResolvedOptions } from './options';
-import { parsePayload } from './payload';
+import { parsePayload, TOO_MANY_MESSAGES } from './payload';
 import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
 import { onFlush, type Receiver, type Sink } from './session/receiver';
-import { INTERRUPTED, type SessionEvent, type SessionKey, SHUTTING_DOWN } from './session/reducer';
+import { INTERNAL_ERROR, INTERRUPTED, type SessionEvent, type SessionKey, SHUTTING_DOWN } from './session/reducer';
 import { mergeEach } from './session/keyed';
 import { type Performed, type SessionContext, sessionTable } from './session/session';
 import { isFramer, mediaType, type ReceivingTransport, type SendingTransport } from './transports/transport';
@@ -59,6 +59,8 @@ import { hixie76Events, isHixie76 } from './transports/hixie76';
 import { xhrPolling, xhrSend, xhrStreaming } from './transports/xhr';
 
 const ORIGIN_REFUSED = errorText(403, 'Origin not allowed.');
+/** What a request still waiting when the endpoint closes is answered, if nothing was sent yet. */
+const SHUTTING_DOWN_ANSWER = errorText(503, 'Server shutting down.');
 
 const RECEIVING: Partial<Record<SessionEndpoint, ReceivingTransport>> = {
   xhr: xhrPolling,
@@ -139,6 +141,9 @@ export class Endpoint {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const target = this.#route(req);
     if (target.kind === 'outside') return false;
+    // Node leaves the errors of an upgraded socket to its new owner: a client that resets the
+    // connection must not take the process down, whatever becomes of the socket.
+    socket.on('error', this.#socketError);
     this.#http$.next({ type: 'upgrade', req, socket, head, route: target });
     return true;
   }
@@ -160,6 +165,8 @@ export class Endpoint {
     this.options.log(severity, message);
   }
 
+  readonly #socketError = (error: Error): void => this.#log('debug', `upgraded socket: ${error.message}`);
+
   /** `#log` as a function, one per endpoint, for what outlives a request (a websocket). */
   readonly #logger = (severity: string, message: string): void => this.#log(severity, message);
 
@@ -171,7 +178,7 @@ export class Endpoint {
       // logged; it must not stop the pipeline that serves every other request.
       this.#log('error', `${event.req.method} ${event.req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       const response = errorText(500, 'Internal Server Error');
-      if (event.type === 'upgrade') respondOnSocket(event.req, event.socket, response);
+      if (event.type === 'upgrade') respondOnSocket(event.socket, response);
       else if (event.res.headersSent) event.res.destroy();
       else respond(event.res, response);
       return EMPTY;
@@ -290,15 +297,16 @@ export class Endpoint {
 
   #send(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: string, base: Headers): Observable<SessionEvent> {
     const headers = transport.cors === 'xhr' ? mergeHeaders(base, this.#cors(req)) : base;
-    return readBody(req, this.options.max_message_size, (body): SessionEvent | undefined => {
+    const read = (body: Body): SessionEvent | undefined => {
       if (body === null) {
         // The rest of the body is not read: the connection closes after the answer.
         this.#answer(req, res, errorText(413, 'Payload too large.'), mergeHeaders(headers, { Connection: 'close' }));
         return undefined;
       }
-      const payload = parsePayload(transport.payload(mediaType(req.headers['content-type']), body));
+      const payload = parsePayload(transport.payload(mediaType(req.headers['content-type']), body), this.options.max_payload_messages);
       if (!payload.ok) {
-        this.#answer(req, res, protocolError(payload.error), headers);
+        const tooMany = payload === TOO_MANY_MESSAGES;
+        this.#answer(req, res, tooMany ? errorText(413, payload.error) : protocolError(payload.error), headers);
         return undefined;
       }
       const reply = {
@@ -306,13 +314,27 @@ export class Endpoint {
         unknownSession: () => respond(res, notFound(false, this.#scheduler.now()), headers),
       };
       return { type: 'incoming', key, messages: payload.messages, reply };
-    });
+    };
+    // Run from the request's listeners, where a throw would reach the process: a fault is
+    // answered with 500 and logged.
+    const guarded = (body: Body): SessionEvent | undefined => {
+      try {
+        return read(body);
+      } catch (error) {
+        this.#log('error', `${req.method} ${req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        respond(res, errorText(500, 'Internal Server Error'), mergeHeaders(headers, { Connection: 'close' }));
+        return undefined;
+      }
+    };
+    return readBody(req, this.options.max_message_size, guarded, () =>
+      respond(res, SHUTTING_DOWN_ANSWER, mergeHeaders(headers, { Connection: 'close' })),
+    );
   }
 
   #upgrade(event: Extract<HttpEvent, { type: 'upgrade' }>): Observable<SessionEvent> {
     const { req, socket, head, route: target } = event;
     const refuse = (response: StaticResponse): Observable<never> => {
-      respondOnSocket(req, socket, response);
+      respondOnSocket(socket, response);
       this.#log('info', `${req.method} ${req.url} ${response.status}`);
       return EMPTY;
     };
@@ -334,13 +356,29 @@ export class Endpoint {
       receiverId: ++this.#receivers,
       kind,
       log: this.#logger,
+      maxMessages: this.options.max_payload_messages,
     };
     // Without the option a hixie-76 request goes to `ws`, which answers it 400 and closes.
     if (kind === SOCKJS_WEBSOCKET && this.options.hixie76 && isHixie76(req)) return hixie76Events(upgrade, this.options.max_message_size);
     return websocketEvents(this.#wss, upgrade);
   }
 
-  #perform({ session, effect }: Performed<Connection>, hooks: EndpointHooks): void {
+  /**
+   * Performs one effect under the guard of every call into the application (its `connection`,
+   * `data` and `close` listeners, its `jsessionid` function): should one throw, the fault is
+   * logged and only this session is closed, with 1011; the pipeline and every other session go on.
+   */
+  #perform(performed: Performed<Connection>, hooks: EndpointHooks): void {
+    try {
+      this.#effect(performed, hooks);
+    } catch (error) {
+      const { session } = performed;
+      this.#log('error', `session ${String(session.key)}: ${performed.effect.type}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      session.post({ type: 'close', key: session.key, why: INTERNAL_ERROR });
+    }
+  }
+
+  #effect({ session, effect }: Performed<Connection>, hooks: EndpointHooks): void {
     switch (effect.type) {
       case 'write': {
         const { acks } = effect;
@@ -363,6 +401,7 @@ export class Endpoint {
           request: effect.request as IncomingMessage,
           post: session.post,
           maxQueueSize: this.options.max_queue_size,
+          log: this.#logger,
         });
         session.connection = connection;
         this.#open.add(session);
@@ -370,13 +409,24 @@ export class Endpoint {
         hooks.connection(connection);
         break;
       }
-      case 'deliver':
-        if (session.connection) deliverTo(session.connection, effect.messages);
+      case 'deliver': {
+        const { connection } = session;
+        if (!connection || deliverTo(connection, effect.messages)) break;
+        // The application has stopped reading: the websocket is not read either until it does.
+        const { source } = effect;
+        if (!source) break;
+        source.pause();
+        whenReading(connection, () => source.resume());
         break;
-      case 'reply':
-        if (effect.accepted) effect.reply.accept();
-        else effect.reply.unknownSession();
+      }
+      case 'reply': {
+        const { reply } = effect;
+        // An HTTP send is answered once the application reads again, so the client waits to send more.
+        if (effect.accepted && session.connection) whenReading(session.connection, () => reply.accept());
+        else if (effect.accepted) reply.accept();
+        else reply.unknownSession();
         break;
+      }
       case 'ack':
         effect.ack();
         break;
@@ -406,6 +456,8 @@ class ResponseReceiver implements Receiver, Sink {
   readonly pings = false;
   readonly sink: Sink = this;
   #events: Subscriber<SessionEvent> | null = null;
+  /** The connection a pipelined response waits on, while it waits. */
+  #queuedOn: Duplex | null = null;
 
   /** `headers`: those of a poll, whose head waits for its one frame; a stream's are sent already. */
   constructor(
@@ -449,23 +501,39 @@ class ResponseReceiver implements Receiver, Sink {
     res.end();
   }
 
-  /** Tells `events` when the client drops the response before the server ended it. */
+  /**
+   * Tells `events` when the client drops the response before the server ended it. A response
+   * queued behind another on a keep-alive connection (HTTP pipelining) has no socket yet, and
+   * Node never closes it when the connection goes: the connection's own close tells then.
+   */
   listen(events: Subscriber<SessionEvent>): void {
     this.#events = events;
-    this.res.once('close', this.#closed);
+    const { res } = this;
+    res.once('close', this.#closed);
+    if (!res.socket) {
+      this.#queuedOn = res.req.socket;
+      this.#queuedOn.once('close', this.#closed);
+    }
   }
 
   readonly #closed = (): void => {
     const events = this.#events;
     if (!events) return;
     this.#events = null;
+    this.#queuedOn?.off('close', this.#closed);
     if (!this.res.writableEnded) events.next({ type: 'detach', key: this.key, receiverId: this.id, why: INTERRUPTED });
     events.complete();
   };
 
+  /** The session table let go of this response: it is ended if it is not already (the endpoint closed). */
   unsubscribe(): void {
     this.#events = null;
-    this.res.off('close', this.#closed);
+    const { res } = this;
+    res.off('close', this.#closed);
+    this.#queuedOn?.off('close', this.#closed);
+    if (res.writableEnded || res.destroyed) return;
+    if (res.headersSent) res.end();
+    else respond(res, SHUTTING_DOWN_ANSWER, { Connection: 'close' });
   }
 }
 
@@ -475,11 +543,14 @@ type Body = string | null;
 /**
  * The whole body of a request as UTF-8 text, handed to `then`, whose event (if any) is emitted:
  * `null` as soon as the body passes `limit` bytes (counted as it streams in, never buffered whole
- * first); nothing when the client aborts it.
+ * first); nothing when the client aborts it. Unsubscribed before the body is whole (the endpoint
+ * closes), `abandoned` answers the request.
  */
-function readBody<T>(req: IncomingMessage, limit: number, then: (body: Body) => T | undefined): Observable<T> {
+function readBody<T>(req: IncomingMessage, limit: number, then: (body: Body) => T | undefined, abandoned: () => void): Observable<T> {
   return new Observable<T>((subscriber) => {
+    let settled = false;
     const done = (body: Body) => {
+      settled = true;
       const value = then(body);
       if (value !== undefined) subscriber.next(value);
       subscriber.complete();
@@ -501,7 +572,10 @@ function readBody<T>(req: IncomingMessage, limit: number, then: (body: Body) => 
       done(null);
     };
     const onEnd = () => done(Buffer.concat(chunks).toString('utf8'));
-    const onClose = () => subscriber.complete();
+    const onClose = () => {
+      settled = true;
+      subscriber.complete();
+    };
     req.on('data', onData);
     req.once('end', onEnd);
     req.once('close', onClose);
@@ -511,6 +585,7 @@ function readBody<T>(req: IncomingMessage, limit: number, then: (body: Body) => 
       req.off('end', onEnd);
       req.off('close', onClose);
       req.off('error', onClose);
+      if (!settled) abandoned();
     };
   });
 }

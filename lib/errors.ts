@@ -9,6 +9,7 @@ export const ERRORS = {
   SOCKJS_ERR_ALREADY_ATTACHED: (prefix: string) =>
     `This server is already attached to that HTTP server with prefix ${JSON.stringify(prefix)}`,
   SOCKJS_ERR_SERVER_CLOSED: () => 'The SockJS server is closed',
+  SOCKJS_ERR_CONNECTION_CLOSED: () => 'The connection is closing or closed: the message was dropped',
 } as const;
 
 export type SockjsErrorCode = keyof typeof ERRORS;

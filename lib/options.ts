@@ -70,6 +70,12 @@ export interface ServerOptions {
    */
   max_message_size?: number;
   /**
+   * The most messages one payload may carry (one `xhr_send` or `jsonp_send` body, one websocket
+   * message): a bigger `xhr_send` or `jsonp_send` gets 413 and the session goes on, a bigger
+   * websocket message closes the session with 1009 "Too many messages". Default 65536.
+   */
+  max_payload_messages?: number;
+  /**
    * The most a connection may have waiting to be sent, in bytes (written but not yet taken by a
    * slow client). Past it the session is closed with 1013 "Send queue full". Writers that
    * honour backpressure (`pipe`, waiting for `drain`) never reach it. Default 8388608 (8 MiB).
@@ -110,6 +116,7 @@ export interface ResolvedOptions {
   readonly scheduler: SchedulerLike;
   readonly hixie76: boolean;
   readonly max_message_size: number;
+  readonly max_payload_messages: number;
   readonly max_queue_size: number;
   readonly origins: ((origin: string, req: IncomingMessage) => boolean) | null;
 }
@@ -134,6 +141,7 @@ export const DEFAULTS = {
   scheduler: new BatchScheduler(),
   hixie76: false,
   max_message_size: 1024 * 1024,
+  max_payload_messages: 65_536,
   max_queue_size: 8 * 1024 * 1024,
 } as const;
 
@@ -179,6 +187,7 @@ const RULES: Readonly<Record<keyof ServerOptions, readonly [expected: string, ch
   scheduler: ['an RxJS scheduler: an object with `now` and `schedule` functions', isScheduler],
   hixie76: ['a boolean', isBoolean],
   max_message_size: ['a positive integer number of bytes', isPositiveInteger],
+  max_payload_messages: ['a positive integer', isPositiveInteger],
   max_queue_size: ['a positive integer number of bytes', isPositiveInteger],
   origins: [
     'an array of origin strings or a function',
@@ -250,6 +259,7 @@ export function resolveOptions(base?: ServerOptions, overrides?: ServerOptions):
     scheduler: o.scheduler,
     hixie76: o.hixie76,
     max_message_size: o.max_message_size,
+    max_payload_messages: o.max_payload_messages,
     max_queue_size: o.max_queue_size,
     origins: originCheck(o.origins),
   };

@@ -26,12 +26,16 @@ interface Installation {
   readonly previousUpgrade: readonly Listener[];
 }
 
-/** Takes over `event` on `emitter`; the listeners that were there get what is not ours. */
-function overshadow(emitter: EventEmitter, event: string, handle: (args: unknown[]) => boolean) {
+/**
+ * Takes over `event` on `emitter`; the listeners that were there get what is not ours, and
+ * `unclaimed` what no one listens for.
+ */
+function overshadow(emitter: EventEmitter, event: string, handle: (args: unknown[]) => boolean, unclaimed?: (args: unknown[]) => void) {
   const previous = emitter.listeners(event) as Listener[];
   emitter.removeAllListeners(event);
   const listener: Listener = function (this: unknown, ...args: unknown[]) {
     if (handle(args)) return;
+    if (previous.length === 0) unclaimed?.(args);
     for (const l of previous) l.apply(this, args);
   };
   emitter.on(event, listener);
@@ -138,8 +142,12 @@ export class Server extends EventEmitter {
     const request = overshadow(http, 'request', ([req, res]) =>
       endpoint.handleRequest(req as IncomingMessage, res as ServerResponse),
     );
-    const upgrade = overshadow(http, 'upgrade', ([req, socket, head]) =>
-      endpoint.handleUpgrade(req as IncomingMessage, socket as Duplex, head as Buffer),
+    const upgrade = overshadow(
+      http,
+      'upgrade',
+      ([req, socket, head]) => endpoint.handleUpgrade(req as IncomingMessage, socket as Duplex, head as Buffer),
+      // What Node does with an upgrade no one listens for: without it the socket would stay open.
+      ([, socket]) => (socket as Duplex).destroy(),
     );
     this.#installations.push({
       http,

@@ -56,6 +56,7 @@ const VALID: ReadonlyArray<[string, unknown]> = [
   ['hixie76', true],
   ['hixie76', false],
   ['max_message_size', 1],
+  ['max_payload_messages', 1],
   ['max_queue_size', 65_536],
   ['origins', ['https://example.com', '*']],
   ['origins', []],
@@ -105,6 +106,7 @@ const INVALID: ReadonlyArray<[string, unknown]> = [
   ['hixie76', 1],
   ['max_message_size', 0],
   ['max_message_size', 1.5],
+  ['max_payload_messages', 0],
   ['max_queue_size', '1mb'],
   ['origins', 'https://example.com'],
   ['origins', [1]],
@@ -149,6 +151,7 @@ describe('options', () => {
         scheduler: expect.any(BatchScheduler),
         hixie76: false,
         max_message_size: 1_048_576,
+        max_payload_messages: 65_536,
         max_queue_size: 8_388_608,
       });
       expect(DEFAULT_SOCKJS_URL).toBe('https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js');

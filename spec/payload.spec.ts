@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { parsePayload, parseWebsocketPayload, type Payload } from '../lib/payload';
+import { elementTexts, parsePayload, parseWebsocketPayload, type Payload } from '../lib/payload';
 
 // The characters the protocol suite's decoding test sends escaped (JSONEncoding.test_xhr_server_decodes):
 // everything sockjs-client escapes because browsers mangle it on the way out.
@@ -115,5 +115,42 @@ describe('payloads, for any input', () => {
         else expect(payload.error).toBe('Broken JSON encoding.');
       }),
     );
+  });
+});
+
+describe('elementTexts', () => {
+  it.each([
+    ['an empty array', '[]', []],
+    ['an empty array with spaces', ' [ ] ', []],
+    ['strings with brackets, commas and escaped quotes', '["a,]", "\\"}", "\\\\"]', ['"a,]"', '"\\"}"', '"\\\\"']],
+    ['nested values', '[1, [2, [3]], {"a": {"b": [4]}}, null]', ['1', '[2, [3]]', '{"a": {"b": [4]}}', 'null']],
+    ['whitespace of every JSON kind around elements', '[\t1\r\n,\n 2 ]', ['1', '2']],
+    ['numbers as written', '[1.0, -0, 1e3]', ['1.0', '-0', '1e3']],
+  ])('cuts out %s', (_name, text, texts) => {
+    expect(elementTexts(text)).toEqual(texts);
+  });
+
+  it('cuts any JSON array into texts that parse back to its elements', () => {
+    fc.assert(
+      fc.property(fc.array(fc.jsonValue(), { maxLength: 10 }), fc.constantFrom(0, 1, 2), (values, indent) => {
+        const text = JSON.stringify(values, null, indent);
+        expect(elementTexts(text).map((t) => JSON.parse(t) as unknown)).toEqual(JSON.parse(text));
+      }),
+    );
+  });
+
+  it('takes nesting of any depth without recursion', () => {
+    const deep = '['.repeat(200_000) + ']'.repeat(200_000);
+    expect(parsePayload(`[${deep},"s"]`)).toEqual({ ok: true, messages: [deep, 's'] });
+    expect(parseWebsocketPayload(`{"a":${deep}}`)).toEqual({ ok: true, messages: [`{"a":${deep}}`] });
+  });
+});
+
+describe('max messages per payload', () => {
+  it('refuses an array of more elements than allowed, and takes one of exactly as many', () => {
+    expect(parsePayload('["a","b","c"]', 2)).toEqual({ ok: false, error: 'Too many messages.' });
+    expect(parseWebsocketPayload('["a","b","c"]', 2)).toEqual({ ok: false, error: 'Too many messages.' });
+    expect(parsePayload('["a","b"]', 2)).toEqual(messages('a', 'b'));
+    expect(parseWebsocketPayload('"one"', 1)).toEqual(messages('one'));
   });
 });

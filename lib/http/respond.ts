@@ -2,7 +2,7 @@
  * The HTTP edge: writes responses that are data to a ServerResponse, or to the raw socket of an
  * `upgrade` event (which has no ServerResponse).
  */
-import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'http';
+import { type ServerResponse, STATUS_CODES } from 'http';
 import type { Duplex } from 'stream';
 import { type Headers, mergeHeaders } from './headers';
 import type { StaticResponse } from './pages';
@@ -23,16 +23,47 @@ export function respond(res: ServerResponse, response: StaticResponse, extra?: H
   res.end(response.body);
 }
 
-/** Answers an upgrade request that will not be upgraded, then closes its socket. */
-export function respondOnSocket(req: IncomingMessage, socket: Duplex, response: StaticResponse): void {
+/**
+ * How long a socket handed over by `upgrade` may take to finish its handshake (hixie-76's key3),
+ * or to close after it was refused, before it is destroyed.
+ */
+export const SOCKET_GRACE_MS = 10_000;
+
+/**
+ * Destroys `socket` unless it closes within `ms`; the returned function calls that off. The timer
+ * does not keep the process alive.
+ */
+export function destroyAfter(socket: Duplex, ms: number): () => void {
+  if (socket.destroyed) return noop;
+  const destroy = () => socket.destroy();
+  const timer = setTimeout(destroy, ms);
+  timer.unref();
+  const cancel = () => {
+    clearTimeout(timer);
+    socket.off('close', cancel);
+  };
+  socket.once('close', cancel);
+  return cancel;
+}
+
+function noop(): void {}
+
+/**
+ * Answers an upgrade request that will not be upgraded, then closes its socket: at once when the
+ * client has closed its side too, else after `SOCKET_GRACE_MS` at the latest, so that a client
+ * that neither reads the answer nor closes holds nothing.
+ */
+export function respondOnSocket(socket: Duplex, response: StaticResponse): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
+  destroyAfter(socket, SOCKET_GRACE_MS);
   const lines = [`HTTP/1.1 ${response.status} ${STATUS_CODES[response.status] ?? ''}`];
   for (const [name, value] of Object.entries(response.headers)) lines.push(`${name}: ${value}`);
   lines.push(`Content-Length: ${Buffer.byteLength(response.body)}`, 'Connection: close', '', '');
   socket.end(lines.join('\r\n') + response.body);
-  // The request is not read further; let its body go rather than keep the socket for it.
-  req.resume();
+  // What the client sends after its head is read and dropped, so that its end is seen and the
+  // socket closes as soon as both sides are done.
+  socket.resume();
 }

@@ -19,6 +19,12 @@ export interface Reply {
   unknownSession(): void;
 }
 
+/** Where a client's messages are read from: paused while the application does not read them. */
+export interface Source {
+  pause(): void;
+  resume(): void;
+}
+
 export interface CloseReason {
   readonly code: number;
   readonly reason: string;
@@ -33,16 +39,28 @@ export const TIMED_OUT: CloseReason = { code: 1006, reason: 'Session timed out' 
 export const SHUTTING_DOWN: CloseReason = { code: 1001, reason: 'Server shutting down' };
 export const NO_HEARTBEAT: CloseReason = { code: 3000, reason: 'No response from heartbeat' };
 export const SEND_QUEUE_FULL: CloseReason = { code: 1013, reason: 'Send queue full' };
+export const TOO_MANY_MESSAGES: CloseReason = { code: 1009, reason: 'Too many messages' };
+export const RECEIVE_QUEUE_FULL: CloseReason = { code: 1013, reason: 'Receive queue full' };
+export const INTERNAL_ERROR: CloseReason = { code: 1011, reason: 'Internal error' };
 
 export type SessionEvent =
   /** A receiving request or a websocket arrived for this session. */
   | { readonly type: 'attach'; readonly key: SessionKey; readonly receiver: Receiver; readonly request: unknown }
   /** The client went away from a receiver before the server ended it. */
   | { readonly type: 'detach'; readonly key: SessionKey; readonly receiverId: number; readonly why: CloseReason }
-  /** Messages from the client; `reply` answers the HTTP request that carried them. */
-  | { readonly type: 'incoming'; readonly key: SessionKey; readonly messages: readonly string[]; readonly reply?: Reply }
-  /** A websocket message that is not valid JSON. */
-  | { readonly type: 'broken'; readonly key: SessionKey }
+  /**
+   * Messages from the client; `reply` answers the HTTP request that carried them, `source` is the
+   * websocket they came on, held while the application does not read.
+   */
+  | {
+      readonly type: 'incoming';
+      readonly key: SessionKey;
+      readonly messages: readonly string[];
+      readonly reply?: Reply;
+      readonly source?: Source;
+    }
+  /** A websocket message that is not valid JSON (or, with `why`, breaks another rule of the payload). */
+  | { readonly type: 'broken'; readonly key: SessionKey; readonly why?: CloseReason }
   /** Messages from the application. */
   | { readonly type: 'outgoing'; readonly key: SessionKey; readonly messages: readonly string[]; readonly ack?: Ack }
   /** The application closes the session. */
@@ -61,7 +79,7 @@ export type Effect =
   | { readonly type: 'finish'; readonly receiver: Receiver; readonly why: CloseReason; readonly abort?: boolean }
   | { readonly type: 'ping'; readonly receiver: Receiver }
   | { readonly type: 'open'; readonly receiver: Receiver; readonly request: unknown }
-  | { readonly type: 'deliver'; readonly messages: readonly string[] }
+  | { readonly type: 'deliver'; readonly messages: readonly string[]; readonly source: Source | undefined }
   | { readonly type: 'reply'; readonly reply: Reply; readonly accepted: boolean }
   | { readonly type: 'ack'; readonly ack: Ack }
   | { readonly type: 'closed'; readonly why: CloseReason }
@@ -408,17 +426,19 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
       // Anything from the peer shows it is alive.
       if (b.state.awaitingPong) b.draft().awaitingPong = false;
       if (b.state.phase === 'open' && event.messages.length > 0) {
-        b.effects.push({ type: 'deliver', messages: event.messages });
+        b.effects.push({ type: 'deliver', messages: event.messages, source: event.source });
       }
       if (event.reply) b.effects.push({ type: 'reply', reply: event.reply, accepted: true });
       break;
-    case 'broken':
+    case 'broken': {
       // Only websockets send frames; a broken one closes the socket and ends the session.
-      if (b.state.phase === 'open') b.effects.push({ type: 'closed', why: BROKEN_FRAMING });
-      if (b.state.attached) b.effects.push({ type: 'finish', receiver: b.state.attached.receiver, why: BROKEN_FRAMING });
+      const why = event.why ?? BROKEN_FRAMING;
+      if (b.state.phase === 'open') b.effects.push({ type: 'closed', why });
+      if (b.state.attached) b.effects.push({ type: 'finish', receiver: b.state.attached.receiver, why });
       b.set({ phase: 'closing', attached: null });
       b.end(null);
       break;
+    }
     case 'outgoing':
       onOutgoing(b, event.messages, event.ack);
       break;

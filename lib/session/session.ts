@@ -14,8 +14,8 @@ import {
   takeUntil,
 } from 'rxjs';
 import {
-  type CloseReason,
   type Effect,
+  INTERNAL_ERROR,
   INITIAL,
   type SessionConfig,
   type SessionEvent,
@@ -87,8 +87,6 @@ class Alarm {
 function ring(this: SchedulerAction<Alarm>, alarm?: Alarm): void {
   alarm?.ring();
 }
-
-const INTERNAL_ERROR: CloseReason = { code: 1011, reason: 'Internal error' };
 
 /**
  * The reducer, guarded: should it ever throw, the fault is logged and only this session ends,

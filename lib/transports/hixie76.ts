@@ -15,10 +15,10 @@ import { Socket } from 'net';
 import type { Duplex } from 'stream';
 import { Observable, type Subscription, timer } from 'rxjs';
 import { TLSSocket } from 'tls';
-import { parseWebsocketPayload } from '../payload';
-import { type CloseReason, INTERRUPTED, NORMAL_CLOSURE, type SessionEvent } from '../session/reducer';
+import { type CloseReason, INTERRUPTED, NORMAL_CLOSURE, type SessionEvent, type Source } from '../session/reducer';
 import { onFlush, type Receiver } from '../session/receiver';
-import type { WebsocketUpgrade } from './websocket';
+import { destroyAfter, SOCKET_GRACE_MS } from '../http/respond';
+import { messageEvent, type WebsocketUpgrade } from './websocket';
 
 /** Whether an upgrade request asks for hixie-76 rather than RFC 6455 (which always names a version). */
 export function isHixie76(req: IncomingMessage): boolean {
@@ -196,6 +196,8 @@ export function hixie76Events(
     socket.on('error', (error: Error) => log('info', `hixie-76 ${req.url}: ${error.message}`));
     if (socket instanceof Socket) socket.setNoDelay(true);
     socket.write(hixieHandshake(req.headers.origin, hixieLocation(host, req.url, socket)));
+    // A client that never sends its key3 is not waited for forever.
+    const handshaking = destroyAfter(socket, SOCKET_GRACE_MS);
 
     let key3 = Buffer.alloc(0);
     let parser: HixieParser | null = null;
@@ -236,11 +238,11 @@ export function hixie76Events(
       },
     };
 
+    const source: Source = { pause: () => socket.pause(), resume: () => socket.resume() };
     const onFrames = (chunk: Buffer, frames: HixieParser) => {
       for (const input of frames.push(chunk)) {
         if (input.type === 'text') {
-          const payload = parseWebsocketPayload(input.text);
-          subscriber.next(payload.ok ? { type: 'incoming', key, messages: payload.messages } : { type: 'broken', key });
+          subscriber.next(messageEvent(key, input.text, upgrade.maxMessages, source));
         } else if (input.type === 'close') {
           detachWhy = NORMAL_CLOSURE;
           close();
@@ -250,13 +252,23 @@ export function hixie76Events(
         }
       }
     };
+    // Run from the socket's listener, where a throw would reach the process.
     const onData = (chunk: Buffer) => {
+      try {
+        read(chunk);
+      } catch (error) {
+        log('error', `hixie-76 ${req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        socket.destroy();
+      }
+    };
+    const read = (chunk: Buffer) => {
       if (parser) {
         onFrames(chunk, parser);
         return;
       }
       key3 = Buffer.concat([key3, chunk]);
       if (key3.length < 8) return;
+      handshaking();
       socket.write(hixieChallengeAnswer(key1, key2, key3.subarray(0, 8)));
       parser = new HixieParser(maxMessage);
       subscriber.next({ type: 'attach', key, receiver, request: req });

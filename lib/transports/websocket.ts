@@ -10,7 +10,7 @@ import { Observable, type Subscriber } from 'rxjs';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { errorText, type StaticResponse } from '../http/pages';
 import { parseWebsocketPayload } from '../payload';
-import type { CloseReason, SessionEvent, SessionKey } from '../session/reducer';
+import { type CloseReason, INTERNAL_ERROR, type SessionEvent, type SessionKey, type Source, TOO_MANY_MESSAGES } from '../session/reducer';
 import { type Framing, onFlush, type Receiver, type Sink } from '../session/receiver';
 
 export interface WebsocketKind {
@@ -67,6 +67,18 @@ export interface WebsocketUpgrade {
   readonly receiverId: number;
   readonly kind: WebsocketKind;
   readonly log: (severity: string, message: string) => void;
+  /** The most messages one SockJS-framed websocket message may carry (`max_payload_messages`). */
+  readonly maxMessages: number;
+}
+
+/**
+ * The session event of one text message on a SockJS-framed websocket: its messages, or the
+ * rule it breaks (not JSON: 3000; more messages than allowed: 1009).
+ */
+export function messageEvent(key: SessionKey, text: string, maxMessages: number, source: Source): SessionEvent {
+  const payload = parseWebsocketPayload(text, maxMessages);
+  if (payload.ok) return { type: 'incoming', key, messages: payload.messages, source };
+  return payload.error === 'Too many messages.' ? { type: 'broken', key, why: TOO_MANY_MESSAGES } : { type: 'broken', key };
 }
 
 /** A `ws` socket that knows the receiver it feeds, so that one set of listeners serves every socket. */
@@ -113,7 +125,7 @@ function onClose(this: WebSocket, code: number, reason: Buffer): void {
  * session holds one per open websocket for as long as it lives, so it is one object with
  * methods rather than a handful of closures, and keeps nothing of the upgrade request.
  */
-class WebsocketReceiver implements Receiver, Sink {
+class WebsocketReceiver implements Receiver, Sink, Source {
   readonly protocol: WebsocketKind['protocol'];
   readonly framing: Framing;
   readonly limit = Infinity;
@@ -122,6 +134,7 @@ class WebsocketReceiver implements Receiver, Sink {
   readonly sink: Sink = this;
   readonly url: string;
   readonly log: (severity: string, message: string) => void;
+  readonly #maxMessages: number;
   #ws: SessionWebSocket | null = null;
   #tick: typeof IDLE | typeof SENT_ONE | typeof CORKED = IDLE;
 
@@ -137,6 +150,7 @@ class WebsocketReceiver implements Receiver, Sink {
     this.framing = kind.framing;
     this.url = upgrade.req.url ?? '';
     this.log = upgrade.log;
+    this.#maxMessages = upgrade.maxMessages;
   }
 
   wrap(frame: string): string {
@@ -170,13 +184,22 @@ class WebsocketReceiver implements Receiver, Sink {
   }
 
   message(data: RawData): void {
+    // Run from `ws`'s socket listeners, where a throw would reach the process.
+    try {
+      this.#message(data);
+    } catch (error) {
+      this.log('error', `websocket ${this.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      this.emit({ type: 'broken', key: this.key, why: INTERNAL_ERROR });
+    }
+  }
+
+  #message(data: RawData): void {
     const message = text(data);
     if (this.framing === 'raw') {
-      this.emit({ type: 'incoming', key: this.key, messages: [message] });
+      this.emit({ type: 'incoming', key: this.key, messages: [message], source: this });
       return;
     }
-    const payload = parseWebsocketPayload(message);
-    this.emit(payload.ok ? { type: 'incoming', key: this.key, messages: payload.messages } : { type: 'broken', key: this.key });
+    this.emit(messageEvent(this.key, message, this.#maxMessages, this));
   }
 
   detached(why: CloseReason): void {
@@ -237,6 +260,15 @@ class WebsocketReceiver implements Receiver, Sink {
     if (ws.readyState !== ws.OPEN && ws.readyState !== ws.CONNECTING) return;
     // Codes the wire cannot carry (2010, 1006 ...) close as a normal closure with their reason.
     ws.close(isValidCloseCode(why.code) ? why.code : 1000, fitReason(why.reason));
+  }
+
+  /** Stops reading the socket while the application does not read. */
+  pause(): void {
+    this.#ws?.pause();
+  }
+
+  resume(): void {
+    this.#ws?.resume();
   }
 
   ping(): void {

@@ -519,6 +519,7 @@ describe('hixie76Events', () => {
       key: 7,
       receiverId: 3,
       log: () => undefined,
+      maxMessages: Infinity,
     }).subscribe((event) => events.push(event));
     try {
       const head = await client.head();
@@ -540,8 +541,8 @@ describe('hixie76Events', () => {
       client.socket.write(Buffer.concat([frame('["a","b"]'), frame('"single"'), frame('["broken')]));
       await client.until(() => events.length === 4, 'three more events');
       expect(events.slice(1)).toEqual([
-        { type: 'incoming', key: 7, messages: ['a', 'b'] },
-        { type: 'incoming', key: 7, messages: ['single'] },
+        { type: 'incoming', key: 7, messages: ['a', 'b'], source: expect.objectContaining({ pause: expect.any(Function) }) },
+        { type: 'incoming', key: 7, messages: ['single'], source: expect.objectContaining({ pause: expect.any(Function) }) },
         { type: 'broken', key: 7 },
       ]);
     } finally {
@@ -562,6 +563,7 @@ describe('hixie76Events', () => {
       key: 1,
       receiverId: 1,
       log: () => undefined,
+      maxMessages: Infinity,
     }).subscribe({ next: (event) => events.push(event), complete: () => (completed = true) });
     try {
       await client.until(() => client.body().length >= 16, 'the challenge answer');
@@ -587,6 +589,7 @@ describe('hixie76Events', () => {
       key: 1,
       receiverId: 1,
       log: () => undefined,
+      maxMessages: Infinity,
     }).subscribe({ next: (event) => events.push(event), complete: () => (completed = true) });
     try {
       await client.until(() => client.body().length >= 16, 'the challenge answer');
@@ -610,6 +613,7 @@ describe('hixie76Events', () => {
       key: 1,
       receiverId: 1,
       log: () => undefined,
+      maxMessages: Infinity,
     }).subscribe({ next: (event) => events.push(event), complete: () => (completed = true) });
     try {
       await client.head();

@@ -1,0 +1,441 @@
+/**
+ * Fault injection against a real server: clients that reset or leave at every stage, pipelined
+ * requests, applications that throw, ignore backpressure or stop reading, and teardown with
+ * requests in flight. The crash oracle of the test environment fails the suite if any of it
+ * reaches the process.
+ */
+import { randomUUID } from 'crypto';
+import { createServer as createHttpServer, type Server as HttpServer } from 'http';
+import { connect } from 'net';
+import { Readable, Writable } from 'stream';
+import { RawResponse } from './helpers/raw-http';
+import { echo, eventually, listen, type Running } from './helpers/server';
+import { connectWs } from './helpers/ws-client';
+import { type CloseReason, type Connection, createServer, type Server, type ServerOptions } from '../lib';
+
+interface Started extends Running {
+  readonly sockjs: Server;
+  readonly connections: Connection[];
+  readonly logged: string[];
+}
+
+let running: Started | undefined;
+
+async function start(options: ServerOptions = {}, onConnection: (c: Connection) => void = echo, http: HttpServer = createHttpServer()): Promise<Started> {
+  const logged: string[] = [];
+  const sockjs = createServer({ prefix: '/echo', log: (severity, line) => logged.push(`${severity} ${line}`), ...options });
+  const connections: Connection[] = [];
+  sockjs.on('connection', (connection: Connection) => {
+    connections.push(connection);
+    onConnection(connection);
+  });
+  sockjs.attach(http);
+  const listening = await listen(http);
+  running = { ...listening, sockjs, connections, logged, close: async () => (sockjs.close(), listening.close()) };
+  return running;
+}
+
+afterEach(async () => {
+  await running?.close();
+  running = undefined;
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function stillServing(port: number): Promise<void> {
+  const r = await RawResponse.open(port, { method: 'GET', path: '/echo' });
+  expect(await r.body()).toBe('Welcome to SockJS!\n');
+}
+
+const upgradeHead = (path: string, extra = '') =>
+  `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+  `Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+
+/** Sends `text`, then resets the connection as soon as the first byte of the answer arrives. */
+function resetOnAnswer(port: number, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.once('data', () => socket.resetAndDestroy());
+    socket.once('close', () => resolve());
+    socket.write(text);
+    setTimeout(() => socket.destroy(), 2000).unref();
+  });
+}
+
+describe('sockets handed over by upgrade', () => {
+  it.each([
+    ['an unknown path', '/echo/foo', ''],
+    ['the info path', '/echo/info', ''],
+    ['a refused origin', `/echo/0/${randomUUID()}/websocket`, 'Origin: http://evil.example\r\n'],
+    ['a websocket path', `/echo/0/${randomUUID()}/websocket`, ''],
+    ['the raw websocket path', '/echo/websocket', ''],
+    ['a hixie-76 handshake', `/echo/0/${randomUUID()}/websocket`, 'Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5\r\nSec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n'],
+  ])('survive a client that resets once the answer to %s starts', async (_name, path, extra) => {
+    const { port } = await start({ origins: ['http://good.example'], hixie76: true });
+    const head = extra.includes('Key1') ? upgradeHead(path, extra).replace('Sec-WebSocket-Version: 13\r\n', '') + 'abcdefgh' : upgradeHead(path, extra);
+    for (let i = 0; i < 20; i++) await resetOnAnswer(port, head);
+    await stillServing(port);
+    await eventually(() => running!.sockjs.sessionCount === 0, 3000, 'every session to end');
+  });
+
+  it('destroys an upgrade outside the prefix when no one else listens for upgrades', async () => {
+    const { port } = await start();
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(upgradeHead('/elsewhere/websocket'));
+    await closed;
+    await new Promise<void>((resolve) => running!.http.getConnections((_e, n) => (expect(n).toBe(0), resolve())));
+  });
+
+  it('leaves an upgrade outside the prefix to an earlier listener', async () => {
+    const http = createHttpServer();
+    const seen: string[] = [];
+    http.on('upgrade', (req, socket) => {
+      seen.push(req.url ?? '');
+      socket.end('HTTP/1.1 418 Teapot\r\nContent-Length: 0\r\n\r\n');
+    });
+    const { port } = await start({}, echo, http);
+    const r = await RawResponse.open(port, upgradeHead('/elsewhere/websocket'));
+    expect(r.status).toBe(418);
+    expect(seen).toEqual(['/elsewhere/websocket']);
+  });
+
+  it('closes a refused upgrade as soon as the client has closed its side', async () => {
+    const { port } = await start();
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => undefined);
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(upgradeHead('/echo/nowhere/at/all/x'));
+    await eventually(() => answer.includes('\r\n\r\n'), 2000, 'the refusal');
+    socket.end();
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 404/);
+  });
+});
+
+describe('clients that go away', () => {
+  it('ends a session whose receiver was pipelined behind another request on a connection that closed', async () => {
+    const { port, sockjs } = await start({ disconnect_delay: 100 });
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const post = (path: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`;
+    const a = `/echo/0/${randomUUID()}`;
+    const b = `/echo/0/${randomUUID()}`;
+    socket.write(post(`${a}/xhr`) + post(`${a}/xhr`) + post(`${b}/xhr_streaming`));
+    await eventually(() => sockjs.sessionCount === 2, 2000, 'both sessions');
+    socket.destroy();
+    await eventually(() => sockjs.sessionCount === 0, 3000, 'both sessions to end');
+  });
+
+  it('ends a session whose client half-closes a stream', async () => {
+    const { port, sockjs } = await start({ disconnect_delay: 100 });
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => undefined);
+    socket.write(`POST /echo/0/${randomUUID()}/xhr_streaming HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+    await eventually(() => sockjs.sessionCount === 1, 2000, 'the session');
+    socket.end();
+    await eventually(() => sockjs.sessionCount === 0, 3000, 'the session to end');
+    socket.destroy();
+  });
+
+  it('forgets a send whose body the client abandons halfway', async () => {
+    const { port, sockjs, connections } = await start({ disconnect_delay: 100 });
+    const s = `/echo/0/${randomUUID()}`;
+    expect(await (await RawResponse.open(port, { method: 'POST', path: `${s}/xhr`, body: '' })).body()).toBe('o\n');
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(`POST ${s}/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n["ab`);
+    await sleep(50);
+    socket.resetAndDestroy();
+    const received: string[] = [];
+    connections[0]!.on('data', (m: string) => received.push(m));
+    await eventually(() => sockjs.sessionCount === 0, 3000, 'the session to expire');
+    expect(received).toEqual([]);
+  });
+});
+
+describe('client input that could recurse', () => {
+  const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+
+  it('delivers a websocket message nested 10,000 deep as the JSON text the client sent', async () => {
+    const received: string[] = [];
+    const { url } = await start({}, (c) => c.on('data', (m: string) => received.push(m)));
+    const client = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    expect(await client.next()).toBe('o');
+    client.ws.send(`[${deep(10_000)}, {"a": ${deep(10_000)}}]`);
+    client.ws.send(deep(10_000));
+    await eventually(() => received.length === 3, 2000, 'three messages');
+    expect(received).toEqual([deep(10_000), `{"a": ${deep(10_000)}}`, deep(9_999)]);
+    client.ws.close();
+  });
+
+  it('delivers an xhr_send element nested 100,000 deep as its text', async () => {
+    const received: string[] = [];
+    const { port } = await start({}, (c) => c.on('data', (m: string) => received.push(m)));
+    const s = `/echo/0/${randomUUID()}`;
+    await (await RawResponse.open(port, { method: 'POST', path: `${s}/xhr`, body: '' })).body();
+    const r = await RawResponse.open(port, { method: 'POST', path: `${s}/xhr_send`, body: `["x",${deep(100_000)}]` });
+    expect(r.status).toBe(204);
+    expect(received).toEqual(['x', deep(100_000)]);
+  });
+});
+
+describe('max_payload_messages', () => {
+  it('answers an xhr_send of more messages with 413 and keeps the session', async () => {
+    const { port } = await start({ max_payload_messages: 3 });
+    const s = `/echo/0/${randomUUID()}`;
+    await (await RawResponse.open(port, { method: 'POST', path: `${s}/xhr`, body: '' })).body();
+    const r = await RawResponse.open(port, { method: 'POST', path: `${s}/xhr_send`, body: '["","","",""]' });
+    expect(r.status).toBe(413);
+    expect(await r.body()).toBe('Too many messages.');
+    expect((await RawResponse.open(port, { method: 'POST', path: `${s}/xhr_send`, body: '["a","b","c"]' })).status).toBe(204);
+    expect(await (await RawResponse.open(port, { method: 'POST', path: `${s}/xhr`, body: '' })).body()).toBe('a["a","b","c"]\n');
+  });
+
+  it('closes a websocket whose message carries more with 1009', async () => {
+    const { url } = await start({ max_payload_messages: 3 });
+    const client = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    expect(await client.next()).toBe('o');
+    client.ws.send('["","","",""]');
+    expect(await client.closed).toEqual({ code: 1009, reason: 'Too many messages' });
+  });
+});
+
+describe('applications that throw', () => {
+  it('closes only the session whose data listener throws, with 1011', async () => {
+    const { url, logged } = await start({}, (c) => {
+      c.on('data', (m: string) => {
+        if (m === 'boom') throw new Error('listener fault');
+        c.write(m);
+      });
+    });
+    const ws = (id: string) => connectWs(`${url.replace('http', 'ws')}/echo/0/${id}/websocket`);
+    const good = await ws(randomUUID());
+    const bad = await ws(randomUUID());
+    expect(await good.next()).toBe('o');
+    expect(await bad.next()).toBe('o');
+    bad.ws.send('["boom"]');
+    expect(await bad.next()).toBe('c[1011,"Internal error"]');
+    good.ws.send('["still here"]');
+    expect(await good.next()).toBe('a["still here"]');
+    expect(logged.some((line) => line.startsWith('error') && line.includes('listener fault'))).toBe(true);
+    good.ws.close();
+  });
+
+  it('survives a close listener and a connection listener that throw', async () => {
+    const { url, logged } = await start({}, (c) => {
+      c.on('close', () => {
+        throw new Error('close fault');
+      });
+      echo(c);
+    });
+    running!.sockjs.on('connection', () => {
+      throw new Error('connection fault');
+    });
+    const client = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    expect(await client.next()).toBe('o');
+    expect(await client.next()).toBe('c[1011,"Internal error"]');
+    await eventually(() => logged.some((line) => line.includes('close fault')), 2000, 'the close fault to be logged');
+    expect(logged.some((line) => line.includes('connection fault'))).toBe(true);
+    await stillServing(running!.port);
+  });
+});
+
+describe('writes to a connection that cannot take them', () => {
+  it('bounds what a writer that ignores backpressure queues, and drops writes once closing', async () => {
+    let connection: Connection | undefined;
+    const { port } = await start({ max_queue_size: 1024 * 1024 }, (c) => (connection = c));
+    // A streaming client that never reads: the kernel buffers fill, then the session's queue.
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.pause();
+    socket.write(`POST /echo/0/${randomUUID()}/xhr_streaming HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+    await eventually(() => connection !== undefined, 2000, 'the connection');
+    const message = 'x'.repeat(4096);
+    let refused = 0;
+    let closedAt = -1;
+    for (let i = 0; i < 50_000; i++) {
+      if (!connection!.write(message)) refused++;
+      if (closedAt === -1 && connection!.readyState !== 1) closedAt = i;
+      // What waits in the Duplex never passes the limit by more than one message.
+      expect(connection!.writableLength).toBeLessThanOrEqual(1024 * 1024 + 4096);
+    }
+    expect(closedAt).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThanOrEqual(50_000 - closedAt);
+    const why = await new Promise<CloseReason>((resolve) => connection!.closed$.subscribe(resolve));
+    expect(why).toEqual({ code: 1013, reason: 'Send queue full' });
+    socket.destroy();
+  });
+
+  it('counts empty messages against max_queue_size too', async () => {
+    let connection: Connection | undefined;
+    const { port } = await start({ max_queue_size: 64 * 1024 }, (c) => (connection = c));
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.pause();
+    socket.write(`POST /echo/0/${randomUUID()}/xhr_streaming HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+    await eventually(() => connection !== undefined, 2000, 'the connection');
+    // Fill the socket first, so that the writes after wait in the connection.
+    while (connection!.readyState === 1 && connection!.write('y'.repeat(65_536))) await sleep(1);
+    let writes = 0;
+    while (connection!.readyState === 1 && writes < 1_000_000) {
+      connection!.write('');
+      writes++;
+    }
+    expect(connection!.readyState).not.toBe(1);
+    expect(writes).toBeLessThan(1_000_000);
+    socket.destroy();
+  });
+
+  it('returns false at once for a write after end() or close(), emits no error, and calls back with one', async () => {
+    let connection: Connection | undefined;
+    const { url } = await start({}, (c) => (connection = c));
+    const client = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    await eventually(() => connection !== undefined, 2000, 'the connection');
+    const errors: unknown[] = [];
+    connection!.on('error', (e) => errors.push(e));
+    connection!.end();
+    const calledBack = new Promise<unknown>((resolve) => connection!.write('late', (error) => resolve(error)));
+    expect(connection!.write('later')).toBe(false);
+    expect(connection!.close()).toBe(false);
+    expect((await calledBack as { code?: string }).code).toBe('SOCKJS_ERR_CONNECTION_CLOSED');
+    await client.closed;
+    await sleep(20);
+    expect(connection!.write('after close')).toBe(false);
+    expect(errors).toEqual([]);
+  });
+});
+
+describe('an application that stops reading', () => {
+  it('stops reading the websocket while paused, then delivers everything in order', async () => {
+    let connection: Connection | undefined;
+    const { url } = await start({}, (c) => {
+      connection = c;
+      c.pause();
+    });
+    const client = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    expect(await client.next()).toBe('o');
+    const messages = Array.from({ length: 2000 }, (_, i) => `m${i}`);
+    // In batches, so that they arrive in many reads: what one read brings is delivered whole.
+    for (let i = 0; i < messages.length; i += 50) {
+      for (const m of messages.slice(i, i + 50)) client.ws.send(JSON.stringify([m]));
+      await sleep(5);
+    }
+    await sleep(100);
+    // Held back at the socket, not queued in the connection: far fewer than were sent wait there.
+    expect(connection!.readableLength).toBeLessThan(200);
+    const received: string[] = [];
+    connection!.on('data', (m: string) => received.push(m));
+    connection!.resume();
+    await eventually(() => received.length === messages.length, 5000, 'every message');
+    expect(received).toEqual(messages);
+    client.ws.close();
+  });
+
+  it('holds the answer to an xhr_send while paused', async () => {
+    let connection: Connection | undefined;
+    const { port } = await start({}, (c) => {
+      connection = c;
+      c.pause();
+    });
+    const s = `/echo/0/${randomUUID()}`;
+    await (await RawResponse.open(port, { method: 'POST', path: `${s}/xhr`, body: '' })).body();
+    const many = JSON.stringify(Array.from({ length: 100 }, (_, i) => `m${i}`));
+    const send = RawResponse.start(port, { method: 'POST', path: `${s}/xhr_send`, body: many });
+    await sleep(200);
+    expect(send.status).toBe(0);
+    const received: string[] = [];
+    connection!.on('data', (m: string) => received.push(m));
+    connection!.resume();
+    await send.head();
+    expect(send.status).toBe(204);
+    expect(received).toHaveLength(100);
+  });
+
+  it('closes with 1013 when a paused application lets more than max_queue_size pile up', async () => {
+    let connection: Connection | undefined;
+    const { url } = await start({ max_queue_size: 2000 }, (c) => {
+      connection = c;
+      c.pause();
+    });
+    const client = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    expect(await client.next()).toBe('o');
+    client.ws.send(JSON.stringify(Array.from({ length: 100 }, () => 'z'.repeat(50))));
+    expect(await client.next()).toBe('c[1013,"Receive queue full"]');
+    expect(connection!.readyState).toBe(3);
+  });
+
+  it('keeps a pipe to a slow writable bounded', async () => {
+    let sink: Writable | undefined;
+    const written: string[] = [];
+    const { url } = await start({}, (c) => {
+      sink = new Writable({
+        objectMode: true,
+        highWaterMark: 4,
+        write(chunk: string, _encoding, callback) {
+          written.push(chunk);
+          setTimeout(callback, 1);
+        },
+      });
+      c.pipe(sink);
+    });
+    const client = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    expect(await client.next()).toBe('o');
+    for (let i = 0; i < 500; i++) client.ws.send(JSON.stringify([`p${i}`]));
+    await eventually(() => written.length === 500, 10_000, 'every message through the pipe');
+    expect(written[499]).toBe('p499');
+    expect(sink).toBeDefined();
+    client.ws.close();
+  });
+});
+
+describe('teardown', () => {
+  it('answers a send whose body is still arriving when the server closes', async () => {
+    const { port, sockjs } = await start();
+    const s = `/echo/0/${randomUUID()}`;
+    await (await RawResponse.open(port, { method: 'POST', path: `${s}/xhr`, body: '' })).body();
+    const slow = RawResponse.start(port, `POST ${s}/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n["a`);
+    await sleep(50);
+    sockjs.close();
+    await slow.head();
+    expect(slow.status).toBe(503);
+    expect(await slow.body()).toBe('Server shutting down.');
+  });
+
+  it('answers a waiting poll and a stream with the close frame when the server closes', async () => {
+    const { port, sockjs } = await start();
+    const poll = RawResponse.start(port, { method: 'POST', path: `/echo/0/${randomUUID()}/xhr`, body: '' });
+    expect(await poll.body()).toBe('o\n');
+    const id = `/echo/0/${randomUUID()}`;
+    await (await RawResponse.open(port, { method: 'POST', path: `${id}/xhr`, body: '' })).body();
+    const waiting = RawResponse.start(port, { method: 'POST', path: `${id}/xhr`, body: '' });
+    const stream = await RawResponse.open(port, { method: 'POST', path: `/echo/0/${randomUUID()}/xhr_streaming`, body: '' });
+    await stream.nextChunk();
+    expect(await stream.nextChunk()).toBe('o\n');
+    await sleep(20);
+    sockjs.close();
+    expect(await waiting.body()).toBe('c[1001,"Server shutting down"]\n');
+    expect(await stream.nextChunk()).toBe('c[1001,"Server shutting down"]\n');
+  });
+});
+
+describe('the Readable side', () => {
+  it('is a stream that can be consumed with for await', async () => {
+    const received: string[] = [];
+    const { url } = await start({}, (c) => {
+      void (async () => {
+        for await (const m of c as unknown as Readable) received.push(m as string);
+      })();
+    });
+    const client = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    expect(await client.next()).toBe('o');
+    client.ws.send('["a","b"]');
+    await eventually(() => received.length === 2, 2000, 'two messages');
+    client.ws.close();
+    expect(received).toEqual(['a', 'b']);
+  });
+});
