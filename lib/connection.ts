@@ -219,7 +219,7 @@ export class Connection extends Duplex {
    * the process never sees it. So does an `error` event no one listens for.
    */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'data') this.#receiving -= queuedCost(args[0] as string);
+    if (event === 'data' && typeof args[0] === 'string') this.#receiving -= queuedCost(args[0]);
     try {
       return super.emit(event, ...args);
     } catch (error) {

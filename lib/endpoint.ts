@@ -34,7 +34,7 @@ import {
   type StaticResponse,
   errorText,
 } from './http/pages';
-import { respond, respondOnSocket, setHeaders } from './http/respond';
+import { destroyAfter, FLUSH_GRACE_MS, respond, respondOnSocket, setHeaders } from './http/respond';
 import type { ResolvedOptions } from './options';
 import { parsePayload, TOO_MANY_MESSAGES } from './payload';
 import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
@@ -161,8 +161,13 @@ export class Endpoint {
     return route(this.#table, req.method ?? 'GET', splitUrl(req.url ?? '/').pathname);
   }
 
+  /** Logs with the application's `log`, which is called from socket listeners too: a throw there is reported, not raised. */
   #log(severity: string, message: string): void {
-    this.options.log(severity, message);
+    try {
+      this.options.log(severity, message);
+    } catch (error) {
+      console.error(`sockjs-rx: the log function threw on a ${severity} line: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   readonly #socketError = (error: Error): void => this.#log('debug', `upgraded socket: ${error.message}`);
@@ -486,6 +491,7 @@ class ResponseReceiver implements Receiver, Sink {
       this.headers['Content-Length'] = String(Buffer.byteLength(chunk));
       res.writeHead(200, this.headers);
       res.end(chunk);
+      if (!res.writableFinished) destroyAfter(res, FLUSH_GRACE_MS);
       taken?.();
       return;
     }
@@ -499,6 +505,8 @@ class ResponseReceiver implements Receiver, Sink {
     if (res.writableEnded) return;
     if (!res.headersSent) res.writeHead(200, this.headers);
     res.end();
+    // A client that stops reading would keep the response, and what it holds, for ever.
+    if (!res.writableFinished) destroyAfter(res, FLUSH_GRACE_MS);
   }
 
   /**

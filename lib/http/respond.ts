@@ -30,10 +30,24 @@ export function respond(res: ServerResponse, response: StaticResponse, extra?: H
 export const SOCKET_GRACE_MS = 10_000;
 
 /**
+ * How long an ended response may take to reach a client that does not read before it is
+ * destroyed: as long as `ws` gives a closing websocket.
+ */
+export const FLUSH_GRACE_MS = 30_000;
+
+/** What `destroyAfter` needs of a socket or a response. */
+interface Destroyable {
+  readonly destroyed: boolean;
+  destroy(): unknown;
+  once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
+/**
  * Destroys `socket` unless it closes within `ms`; the returned function calls that off. The timer
  * does not keep the process alive.
  */
-export function destroyAfter(socket: Duplex, ms: number): () => void {
+export function destroyAfter(socket: Destroyable, ms: number): () => void {
   if (socket.destroyed) return noop;
   const destroy = () => socket.destroy();
   const timer = setTimeout(destroy, ms);
