@@ -48,5 +48,10 @@ export interface Receiver {
   readonly delayDisconnect: boolean;
   /** Whether heartbeats also ping the peer and a missing pong closes the session (RFC 6455 websockets). */
   readonly pings: boolean;
+  /**
+   * Whether the receiver's socket is not being read, because the application is not reading:
+   * a pong cannot arrive then, so a missing one proves nothing.
+   */
+  readonly paused?: boolean;
   readonly sink: Sink;
 }

@@ -379,7 +379,7 @@ function onHeartbeat(b: Builder): void {
   }
   const { receiver } = attached;
   if (receiver.pings) {
-    if (b.state.awaitingPong) {
+    if (b.state.awaitingPong && !receiver.paused) {
       // A whole heartbeat_delay without an answer: the peer is gone, and no close frame would
       // reach it.
       b.effects.push({ type: 'closed', why: NO_HEARTBEAT });

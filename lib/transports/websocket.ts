@@ -271,6 +271,10 @@ class WebsocketReceiver implements Receiver, Sink, Source {
     this.#ws?.resume();
   }
 
+  get paused(): boolean {
+    return this.#ws?.isPaused ?? false;
+  }
+
   ping(): void {
     const ws = this.#ws;
     if (!ws || ws.readyState !== ws.OPEN) return;

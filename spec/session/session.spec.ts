@@ -365,4 +365,11 @@ describe('dead peers', () => {
       expectObservable(table(events), '^ 60s !').toBe('(oO) 24996ms (ph) 24996ms (ph)', W);
     });
   });
+
+  it('keeps a websocket that is not read while the application does not read, pong or no pong', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a', { a: attach({ ...pinging(), paused: true }, 1) });
+      expectObservable(table(events), '^ 60s !').toBe('(oO) 24996ms (ph) 24996ms (ph)', W);
+    });
+  });
 });
