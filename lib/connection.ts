@@ -10,7 +10,7 @@ import { Duplex } from 'stream';
 import { StringDecoder } from 'string_decoder';
 import { AsyncSubject, type Observable, Subject } from 'rxjs';
 import { sockjsError } from './errors';
-import { type CloseReason, INTERNAL_ERROR, RECEIVE_QUEUE_FULL, SEND_QUEUE_FULL, type SessionEvent, type SessionKey } from './session/reducer';
+import { type CloseReason, INTERNAL_ERROR, messageCost, RECEIVE_QUEUE_FULL, SEND_QUEUE_FULL, type SessionEvent, type SessionKey } from './session/reducer';
 
 /** WebSocket-style ready states, as the `sockjs` package numbers them. */
 export type ReadyState = 0 | 1 | 2 | 3;
@@ -62,15 +62,6 @@ export interface ConnectionInit {
   readonly log: (severity: string, message: string) => void;
 }
 
-/**
- * What a message waiting in a connection costs: its UTF-8 bytes (at least what the string takes
- * in memory) and the bookkeeping of one entry, so that empty messages are not free.
- */
-const ENTRY_COST = 64;
-
-export function queuedCost(chunk: string | Uint8Array): number {
-  return (typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length) + ENTRY_COST;
-}
 
 /**
  * What the session table does to a connection: hand it messages (false once the application has
@@ -103,7 +94,7 @@ export class Connection extends Duplex {
   readonly #post: (event: SessionEvent) => void;
   readonly #maxQueueSize: number;
   readonly #log: (severity: string, message: string) => void;
-  /** Bytes written by the application and not yet taken by the session (see `queuedCost`). */
+  /** Bytes written by the application and not yet taken by the session (see `messageCost`). */
   #sending = 0;
   /** Bytes pushed to the Readable side and not yet read by the application. */
   #receiving = 0;
@@ -202,7 +193,7 @@ export class Connection extends Duplex {
       return false;
     }
     const data = typeof chunk === 'string' || chunk instanceof Uint8Array ? chunk : String(chunk);
-    this.#sending += queuedCost(data);
+    this.#sending += messageCost(data);
     const accepted = typeof encoding === 'function' || encoding === undefined ? super.write(data, done) : super.write(data, encoding, done);
     // A writer that ignores backpressure would grow this buffer without bound; past the limit
     // the client is taken to be too slow for the stream it is sent.
@@ -219,7 +210,7 @@ export class Connection extends Duplex {
    * the process never sees it. So does an `error` event no one listens for.
    */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'data' && typeof args[0] === 'string') this.#receiving -= queuedCost(args[0]);
+    if (event === 'data' && typeof args[0] === 'string') this.#receiving -= messageCost(args[0]);
     try {
       return super.emit(event, ...args);
     } catch (error) {
@@ -259,7 +250,7 @@ export class Connection extends Duplex {
   }
 
   override _write(chunk: string | Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
-    const cost = queuedCost(chunk);
+    const cost = messageCost(chunk);
     this.#outgoing([this.#text(chunk)], () => {
       this.#sending -= cost;
       callback();
@@ -269,7 +260,7 @@ export class Connection extends Duplex {
   override _writev(chunks: Array<{ chunk: string | Buffer }>, callback: WriteCallback): void {
     let cost = 0;
     const messages = chunks.map(({ chunk }) => {
-      cost += queuedCost(chunk);
+      cost += messageCost(chunk);
       return this.#text(chunk);
     });
     this.#outgoing(messages, () => {
@@ -312,7 +303,7 @@ export class Connection extends Duplex {
       // The Readable side buffers only once someone reads it (a `data` listener, `pipe`,
       // `pause`), so an application that uses `messages$` alone keeps nothing in memory.
       if (this.readableFlowing === null) continue;
-      this.#receiving += queuedCost(message);
+      this.#receiving += messageCost(message);
       reading = this.push(message) && reading;
       if (this.#receiving > this.#maxQueueSize) {
         this.close(RECEIVE_QUEUE_FULL.code, RECEIVE_QUEUE_FULL.reason);

@@ -91,12 +91,41 @@ interface Attached {
   readonly written: number;
 }
 
+/**
+ * Messages waiting for a receiver as a list of batches, the latest first: appending one shares
+ * all that came before, so a queue of many small messages is never copied once per message.
+ */
+export interface Queued {
+  readonly messages: readonly string[];
+  readonly earlier: Queued | null;
+}
+
+/** The queued messages in the order they were sent. */
+function inOrder(queue: Queued): readonly string[] {
+  if (queue.earlier === null) return queue.messages;
+  const batches: (readonly string[])[] = [];
+  for (let q: Queued | null = queue; q !== null; q = q.earlier) batches.push(q.messages);
+  const messages: string[] = [];
+  for (let i = batches.length - 1; i >= 0; i--) for (const message of batches[i]!) messages.push(message);
+  return messages;
+}
+
+/**
+ * What a message waiting in a queue costs: its UTF-8 bytes (at least what the string takes in
+ * memory) and the bookkeeping of one entry, so that empty messages are not free.
+ */
+export function messageCost(message: string | Uint8Array): number {
+  return (typeof message === 'string' ? Buffer.byteLength(message) : message.length) + ENTRY_COST;
+}
+
+const ENTRY_COST = 64;
+
 export interface SessionState {
   readonly phase: Phase;
   readonly attached: Attached | null;
-  /** Messages waiting for a receiver, in order. */
-  readonly queue: readonly string[];
-  /** UTF-8 bytes in `queue`. */
+  /** Messages waiting for a receiver, the latest batch first. */
+  readonly queue: Queued | null;
+  /** What `queue` costs (see `messageCost`). */
   readonly queuedBytes: number;
   /** Acknowledgements held back while the queue is over its high-water mark. */
   readonly heldAcks: readonly Ack[];
@@ -115,7 +144,7 @@ export interface SessionConfig {
   readonly heartbeatDelay: number;
   readonly disconnectDelay: number;
   /**
-   * Bytes the session queues for an absent receiver before it holds back acknowledgements, so
+   * What the session queues for an absent receiver (see `messageCost`) before it holds back acknowledgements, so
    * that a writer honouring backpressure (`pipe`) waits for the client. Default 16 KiB.
    */
   readonly queueHighWater?: number;
@@ -134,7 +163,7 @@ export interface Step {
 export const INITIAL: SessionState = {
   phase: 'new',
   attached: null,
-  queue: NONE,
+  queue: null,
   queuedBytes: 0,
   heldAcks: NONE,
   awaitingPong: false,
@@ -272,9 +301,9 @@ class Builder {
 
   clearQueue(): void {
     const { queue, heldAcks, queuedBytes } = this.state;
-    if (queue === NONE && heldAcks === NONE && queuedBytes === 0) return;
+    if (queue === null && heldAcks === NONE && queuedBytes === 0) return;
     const draft = this.draft();
-    draft.queue = NONE;
+    draft.queue = null;
     draft.queuedBytes = 0;
     draft.heldAcks = NONE;
   }
@@ -289,9 +318,9 @@ class Builder {
 
   flushQueue(): void {
     const { attached, queue, heldAcks } = this.state;
-    if (!attached || queue.length === 0) return;
+    if (!attached || queue === null) return;
     this.clearQueue();
-    this.write(messagesFor(attached.receiver.framing, queue), heldAcks);
+    this.write(messagesFor(attached.receiver.framing, inOrder(queue)), heldAcks);
   }
 }
 
@@ -345,8 +374,8 @@ function onOutgoing(b: Builder, messages: readonly string[], ack: Ack | undefine
     return;
   }
   let bytes = b.state.queuedBytes;
-  for (const message of messages) bytes += Buffer.byteLength(message);
-  b.set({ queue: [...b.state.queue, ...messages], queuedBytes: bytes });
+  for (const message of messages) bytes += messageCost(message);
+  b.set({ queue: { messages, earlier: b.state.queue }, queuedBytes: bytes });
   // Below the high-water mark the session takes the messages at once; above it the writer waits
   // until a receiver takes them.
   if (bytes <= (b.config.queueHighWater ?? QUEUE_HIGH_WATER)) b.ack(acks);

@@ -201,3 +201,20 @@ describe('the session reducer, for any sequence of events', () => {
     );
   });
 });
+
+describe('the queue of an absent receiver', () => {
+  it('appends without copying what was queued before, and hands a poll every message in order', () => {
+    let state = step(INITIAL, { type: 'attach', key: 's', receiver: receiver(1, 'poll'), request: null }, 0, config).state;
+    const n = 10_000;
+    const queues: Array<SessionState['queue']> = [];
+    for (let i = 0; i < n; i++) {
+      state = step(state, { type: 'outgoing', key: 's', messages: [`m${i}`] }, 1, config).state;
+      queues.push(state.queue);
+    }
+    // Each step's queue holds only its own batch and points at the one before it.
+    for (let i = 1; i < n; i++) expect(queues[i]!.earlier).toBe(queues[i - 1]);
+    const { effects } = step(state, { type: 'attach', key: 's', receiver: receiver(2, 'poll'), request: null }, 2, config);
+    const write = effects.find((e): e is Extract<Effect, { type: 'write' }> => e.type === 'write');
+    expect(write?.chunk).toBe(`a${JSON.stringify(Array.from({ length: n }, (_, i) => `m${i}`))}\n`);
+  });
+});

@@ -306,7 +306,8 @@ describe('teardown', () => {
 describe('backpressure', () => {
   it('takes messages at once below the queue high-water mark and holds the writer above it until a poll takes them', () => {
     testScheduler.run(({ hot, expectObservable }) => {
-      const kilo = 'k'.repeat(1024);
+      // Each message costs its bytes plus 64: 16 of these cost 16 KiB exactly.
+      const kilo = 'k'.repeat(1024 - 64);
       const many = Array.from({ length: 16 }, () => kilo);
       const events = hot<SessionEvent>('a 9ms b 9ms c 9ms d', {
         a: attach(receiver('poll')),
@@ -321,6 +322,19 @@ describe('backpressure', () => {
         k: 'ack',
         w: `write a[${[...many, 'over'].map((m) => JSON.stringify(m)).join(',')}]\n`,
       });
+    });
+  });
+
+  it('counts an empty message as more than nothing, so that a flood of them reaches the mark', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const empties = Array.from({ length: 256 }, () => '');
+      const events = hot<SessionEvent>('a 9ms b 9ms c', {
+        a: attach(receiver('poll')),
+        b: { type: 'outgoing', key: 's', messages: empties, ack: () => undefined },
+        c: { type: 'outgoing', key: 's', messages: [''], ack: () => undefined },
+      });
+      // 256 empty messages cost 16 KiB: taken; one more is over the mark, and its writer waits.
+      expectObservable(table(events), '^ 1s !').toBe('(ofO) 5ms k 9ms -', { ...V, k: 'ack' });
     });
   });
 
