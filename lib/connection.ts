@@ -9,7 +9,7 @@ import type { AddressInfo } from 'net';
 import { Duplex } from 'stream';
 import { StringDecoder } from 'string_decoder';
 import { AsyncSubject, type Observable, Subject } from 'rxjs';
-import { sockjsError } from './errors';
+import { faultText, sockjsError } from './errors';
 import { type CloseReason, INTERNAL_ERROR, messageCost, RECEIVE_QUEUE_FULL, SEND_QUEUE_FULL, type SessionEvent, type SessionKey } from './session/reducer';
 
 /** WebSocket-style ready states, as the `sockjs` package numbers them. */
@@ -214,7 +214,7 @@ export class Connection extends Duplex {
     try {
       return super.emit(event, ...args);
     } catch (error) {
-      this.#log('error', `connection ${String(this.#key)}: ${String(event)} listener: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      this.#log('error', `connection ${String(this.#key)}: ${String(event)} listener: ${faultText(error)}`);
       this.close(INTERNAL_ERROR.code, INTERNAL_ERROR.reason);
       return true;
     }

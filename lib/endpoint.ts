@@ -35,6 +35,7 @@ import {
   errorText,
 } from './http/pages';
 import { destroyAfter, FLUSH_GRACE_MS, respond, respondOnSocket, setHeaders } from './http/respond';
+import { faultText } from './errors';
 import type { ResolvedOptions } from './options';
 import { parsePayload, TOO_MANY_MESSAGES } from './payload';
 import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
@@ -61,6 +62,8 @@ import { xhrPolling, xhrSend, xhrStreaming } from './transports/xhr';
 const ORIGIN_REFUSED = errorText(403, 'Origin not allowed.');
 /** What a request still waiting when the endpoint closes is answered, if nothing was sent yet. */
 const SHUTTING_DOWN_ANSWER = errorText(503, 'Server shutting down.');
+/** What an endpoint whose pipeline has failed answers. */
+const UNAVAILABLE = errorText(503, 'Service unavailable.');
 
 const RECEIVING: Partial<Record<SessionEndpoint, ReceivingTransport>> = {
   xhr: xhrPolling,
@@ -100,6 +103,8 @@ export class Endpoint {
   readonly #subscription: Subscription;
   #receivers = 0;
   #websockets = 0;
+  /** Set when the pipeline has failed: from then on every request is answered 503 here. */
+  #stopped = false;
   #sessions = 0;
   /** Sessions with a connection, so that closing the endpoint can close each of them. */
   readonly #open = new Set<SessionContext<Connection>>();
@@ -116,7 +121,16 @@ export class Endpoint {
       config: { heartbeatDelay: options.heartbeat_delay, disconnectDelay: options.disconnect_delay },
       log: (severity, message) => this.#log(severity, message),
       count: (delta) => (this.#sessions += delta),
-    }).subscribe((performed) => this.#perform(performed, hooks));
+    }).subscribe({
+      next: (performed) => this.#perform(performed, hooks),
+      // Every step and effect is guarded, so this is a fault of the pipeline itself. Its
+      // teardown has answered every pending request and dropped every socket; the endpoint
+      // serves nothing more, and the process goes on.
+      error: (error: unknown) => {
+        this.#stopped = true;
+        this.#log('error', `sockjs-rx ${JSON.stringify(options.prefix)} stopped: ${faultText(error)}`);
+      },
+    });
   }
 
   /** Sessions alive in this endpoint's table. */
@@ -133,7 +147,18 @@ export class Endpoint {
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
     const target = this.#route(req);
     if (target.kind === 'outside') return false;
-    this.#http$.next({ type: 'request', req, res, route: target });
+    if (this.#stopped) {
+      respond(res, UNAVAILABLE, { Connection: 'close' });
+      return true;
+    }
+    try {
+      this.#http$.next({ type: 'request', req, res, route: target });
+    } catch (error) {
+      // The last guard between the pipeline and Node's 'request' event.
+      this.#fault(`${req.method} ${req.url}`, error);
+      if (!res.headersSent) respond(res, errorText(500, 'Internal Server Error'), { Connection: 'close' });
+      else res.destroy();
+    }
     return true;
   }
 
@@ -144,8 +169,22 @@ export class Endpoint {
     // Node leaves the errors of an upgraded socket to its new owner: a client that resets the
     // connection must not take the process down, whatever becomes of the socket.
     socket.on('error', this.#socketError);
-    this.#http$.next({ type: 'upgrade', req, socket, head, route: target });
+    if (this.#stopped) {
+      respondOnSocket(socket, UNAVAILABLE);
+      return true;
+    }
+    try {
+      this.#http$.next({ type: 'upgrade', req, socket, head, route: target });
+    } catch (error) {
+      // The last guard between the pipeline and Node's 'upgrade' event.
+      this.#fault(`${req.method} ${req.url}`, error);
+      socket.destroy();
+    }
     return true;
+  }
+
+  #fault(what: string, error: unknown): void {
+    this.#log('error', `${what}: ${faultText(error)}`);
   }
 
   /** Stops the pipeline: every open stream and websocket is dropped. */
@@ -181,7 +220,7 @@ export class Endpoint {
     } catch (error) {
       // A fault in one request (a throwing jsessionid function, say) is answered with 500 and
       // logged; it must not stop the pipeline that serves every other request.
-      this.#log('error', `${event.req.method} ${event.req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      this.#log('error', `${event.req.method} ${event.req.url}: ${faultText(error)}`);
       const response = errorText(500, 'Internal Server Error');
       if (event.type === 'upgrade') respondOnSocket(event.socket, response);
       else if (event.res.headersSent) event.res.destroy();
@@ -326,7 +365,7 @@ export class Endpoint {
       try {
         return read(body);
       } catch (error) {
-        this.#log('error', `${req.method} ${req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        this.#log('error', `${req.method} ${req.url}: ${faultText(error)}`);
         respond(res, errorText(500, 'Internal Server Error'), mergeHeaders(headers, { Connection: 'close' }));
         return undefined;
       }
@@ -378,7 +417,7 @@ export class Endpoint {
       this.#effect(performed, hooks);
     } catch (error) {
       const { session } = performed;
-      this.#log('error', `session ${String(session.key)}: ${performed.effect.type}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      this.#log('error', `session ${String(session.key)}: ${performed.effect.type}: ${faultText(error)}`);
       session.post({ type: 'close', key: session.key, why: INTERNAL_ERROR });
     }
   }

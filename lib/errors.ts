@@ -31,3 +31,8 @@ export function sockjsError<C extends SockjsErrorCode>(
   const format = ERRORS[code] as (...a: typeof args) => string;
   return new SockjsError(code, format(...args));
 }
+
+/** A caught fault as one log text: its stack where it has one. */
+export function faultText(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}

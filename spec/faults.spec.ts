@@ -439,3 +439,30 @@ describe('the Readable side', () => {
     expect(received).toEqual(['a', 'b']);
   });
 });
+
+describe('a fault inside the session table', () => {
+  it('ends only the session concerned with 1011, answers what it carried, and never reaches the process', async () => {
+    // A scheduler that cannot arm a timer: nothing a client can cause, but a fault outside the
+    // reducer, met by every session at its first step.
+    const failing = {
+      now: () => Date.now(),
+      schedule: () => {
+        throw new Error('scheduler fault');
+      },
+    };
+    const { port, logged, sockjs } = await start({ scheduler: failing });
+    for (let i = 0; i < 3; i++) {
+      const poll = await RawResponse.open(port, { method: 'POST', path: `/echo/0/${randomUUID()}/xhr`, body: '' });
+      expect(await poll.body()).toBe('c[1011,"Internal error"]\n');
+    }
+    const send = await RawResponse.open(port, { method: 'POST', path: `/echo/0/${randomUUID()}/xhr_send`, body: '["x"]' });
+    expect(send.status).toBe(404);
+    const upgrade = await RawResponse.open(port, upgradeHead(`/echo/0/${randomUUID()}/websocket`));
+    expect(upgrade.status).toBe(101);
+    await eventually(() => upgrade.rest.includes('c[1011,"Internal error"]'), 2000, 'the close frame');
+    upgrade.destroy();
+    expect(logged.filter((line) => line.startsWith('error') && line.includes('scheduler fault')).length).toBeGreaterThanOrEqual(3);
+    expect(sockjs.sessionCount).toBe(0);
+    await stillServing(port);
+  });
+});

@@ -24,6 +24,9 @@ import {
   step,
   type Step,
 } from './reducer';
+import { faultText } from '../errors';
+import type { Receiver } from './receiver';
+import { closeFrame } from '../frames';
 import { groupUntil, mergeEach } from './keyed';
 import { oneAtATime } from './one-at-a-time';
 
@@ -96,14 +99,41 @@ function safeStep(state: SessionState, event: SessionEvent, env: SessionEnv): St
   try {
     return step(state, event, env.scheduler.now(), env.config);
   } catch (error) {
-    env.log('error', `session ${String(event.key)}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-    if (state.phase === 'ended') return { state, effects: [] };
-    const effects: Effect[] = [];
-    if (state.attached) effects.push({ type: 'finish', receiver: state.attached.receiver, why: INTERNAL_ERROR });
-    if (state.phase === 'open') effects.push({ type: 'closed', why: INTERNAL_ERROR });
-    effects.push({ type: 'end' });
-    return { state: { ...INITIAL, phase: 'ended' }, effects };
+    return faulted(state, event, error, env);
   }
+}
+
+/** The 1011 close frame as `receiver` wraps it; null when wrapping is what fails. */
+function closeFrameFor(receiver: Receiver): string | null {
+  try {
+    return receiver.wrap(closeFrame(INTERNAL_ERROR.code, INTERNAL_ERROR.reason));
+  } catch {
+    // The receiver's own framing is at fault: it is finished without a frame.
+    return null;
+  }
+}
+
+/**
+ * The step that ends a session after a fault: logged, the receiver and the application told
+ * 1011. The event that met the fault had no effect, so what it carried is answered here: a new
+ * receiver gets the close frame, a send is refused as for an unknown session, a writer released.
+ */
+function faulted(state: SessionState, event: SessionEvent, error: unknown, env: SessionEnv): Step {
+  env.log('error', `session ${String(event.key)}: ${faultText(error)}`);
+  const effects: Effect[] = [];
+  if (event.type === 'attach' && event.receiver !== state.attached?.receiver) {
+    const { receiver } = event;
+    const frame = receiver.framing === 'raw' ? null : closeFrameFor(receiver);
+    if (frame !== null) effects.push({ type: 'write', receiver, chunk: frame, acks: [] });
+    effects.push({ type: 'finish', receiver, why: INTERNAL_ERROR });
+  }
+  if (event.type === 'incoming' && event.reply) effects.push({ type: 'reply', reply: event.reply, accepted: false });
+  if (event.type === 'outgoing' && event.ack) effects.push({ type: 'ack', ack: event.ack });
+  if (state.phase === 'ended') return { state, effects };
+  if (state.attached) effects.push({ type: 'finish', receiver: state.attached.receiver, why: INTERNAL_ERROR });
+  if (state.phase === 'open') effects.push({ type: 'closed', why: INTERNAL_ERROR });
+  effects.push({ type: 'end' });
+  return { state: { ...INITIAL, phase: 'ended' }, effects };
 }
 
 /**
@@ -131,11 +161,29 @@ class Session<C> extends Subscriber<SessionEvent> implements SessionContext<C> {
   }
 
   protected override _next(event: SessionEvent): void {
-    const { state, effects } = safeStep(this.#state, event, this.env);
+    const before = this.#state;
+    try {
+      this.#apply(safeStep(before, event, this.env));
+    } catch (error) {
+      // A fault outside the reducer (a timer that cannot be armed, say): the session ends as
+      // after a fault of the reducer, and the event's sender never sees it.
+      this.#heartbeat.cancel();
+      this.#expiry.cancel();
+      const { state, effects } = faulted(before, event, error, this.env);
+      this.#state = state;
+      this.#emit(effects);
+    }
+  }
+
+  #apply({ state, effects }: Step): void {
     this.#state = state;
     // Timers first: they must see a step's state before its effects can post new events.
     this.#heartbeat.at(state.heartbeatAt);
     this.#expiry.at(state.expireAt);
+    this.#emit(effects);
+  }
+
+  #emit(effects: readonly Effect[]): void {
     for (const effect of effects) {
       // The end marker goes back through the table, where it closes this group.
       if (effect.type === 'end') this.env.post({ type: 'end', key: this.key });

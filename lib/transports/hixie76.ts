@@ -17,6 +17,7 @@ import { Observable, type Subscription, timer } from 'rxjs';
 import { TLSSocket } from 'tls';
 import { type CloseReason, INTERRUPTED, NORMAL_CLOSURE, type SessionEvent, type Source } from '../session/reducer';
 import { onFlush, type Receiver } from '../session/receiver';
+import { faultText } from '../errors';
 import { destroyAfter, SOCKET_GRACE_MS } from '../http/respond';
 import { messageEvent, type WebsocketUpgrade } from './websocket';
 
@@ -257,7 +258,7 @@ export function hixie76Events(
       try {
         read(chunk);
       } catch (error) {
-        log('error', `hixie-76 ${req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        log('error', `hixie-76 ${req.url}: ${faultText(error)}`);
         socket.destroy();
       }
     };

@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'http';
 import type { Duplex } from 'stream';
 import { Observable, type Subscriber } from 'rxjs';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import { faultText } from '../errors';
 import { errorText, type StaticResponse } from '../http/pages';
 import { parseWebsocketPayload } from '../payload';
 import { type CloseReason, INTERNAL_ERROR, type SessionEvent, type SessionKey, type Source, TOO_MANY_MESSAGES } from '../session/reducer';
@@ -188,7 +189,7 @@ class WebsocketReceiver implements Receiver, Sink, Source {
     try {
       this.#message(data);
     } catch (error) {
-      this.log('error', `websocket ${this.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      this.log('error', `websocket ${this.url}: ${faultText(error)}`);
       this.emit({ type: 'broken', key: this.key, why: INTERNAL_ERROR });
     }
   }
