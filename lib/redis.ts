@@ -12,6 +12,7 @@
 import { Observable, type Subscriber } from 'rxjs';
 import { createClient, type RedisClientOptions } from 'redis';
 import type { BroadcastBus } from './broadcast';
+import { sockjsError } from './errors';
 import type { LogSeverity } from './options';
 
 /** Options of `redisBus`. */
@@ -27,21 +28,57 @@ export interface RedisBusOptions {
   prefix?: string;
   /** Called with a severity and a line of text, like the server's `log`. Default: `error` lines go to `console.error`. */
   log?: (severity: LogSeverity, message: string) => void;
+  /**
+   * The most the bus holds, in bytes, of publishes waiting for Redis (while a connection is down,
+   * or its subscriptions are not confirmed again). A publish counts the UTF-8 bytes of its channel
+   * and message plus 64 for its entry, so that empty messages are not free. Past it the oldest
+   * held publishes are dropped: when Redis is back the latest ones matter most. Default 8388608
+   * (8 MiB, like the server's `max_queue_size`): several seconds of a thousand 1 KB publishes a
+   * second, enough to ride out a restart of Redis, and little next to the process itself.
+   */
+  max_held_size?: number;
+}
+
+/** What a bus has done with the publishes made on it, since it was created. */
+export interface RedisBusStats {
+  /** Publishes Redis took (it answered the PUBLISH). */
+  readonly published: number;
+  /** Publishes sent that Redis refused, or whose connection went down before it answered: they may or may not have reached subscribers. */
+  readonly failed: number;
+  /** Publishes never sent: held past `max_held_size`, or still held by a `close()` that could not send them. */
+  readonly dropped: number;
+  /** Publishes held right now, waiting for Redis. */
+  readonly held: number;
+  /** What they count against `max_held_size`, in bytes. */
+  readonly heldSize: number;
 }
 
 /** A bus over Redis pub/sub. */
 export interface RedisBus extends BroadcastBus {
   /** Resolves once both Redis connections are ready; rejects if node-redis gives up connecting. */
   ready(): Promise<void>;
+  /** Counters of what became of the publishes. */
+  stats(): RedisBusStats;
   /**
    * Completes every `messages()` Observable and ends both connections, after sending what was
-   * already published. Safe to call twice. Close the servers on the bus first.
+   * already published; what it cannot send (Redis is still unreachable after one more
+   * attempt to connect) is dropped, counted and logged in one line. Safe to call twice. Close
+   * the servers on the bus first.
    */
   close(): Promise<void>;
 }
 
 /** The default `prefix` of `redisBus`. */
 export const DEFAULT_REDIS_PREFIX = 'sockjs-rx:';
+
+/** The default `max_held_size` of `redisBus`, in bytes. */
+export const DEFAULT_MAX_HELD_SIZE = 8 * 1024 * 1024;
+
+/**
+ * What a held publish costs beyond the UTF-8 bytes of its channel and message: its entry object,
+ * its slot in the queue and the headers of two strings, rounded up.
+ */
+const HELD_ENTRY_SIZE = 64;
 
 /** The part of a node-redis client this bus uses. */
 interface PubSubClient {
@@ -65,32 +102,143 @@ interface ChannelState {
   readonly subscribers: Set<Subscriber<string>>;
 }
 
+/** A publish waiting for Redis, with what it counts against the bound. */
+interface Held {
+  readonly channel: string;
+  readonly message: string;
+  readonly size: number;
+}
+
+/** Publishes waiting for Redis, oldest first, within `max` bytes: past it the oldest go. */
+class HeldQueue {
+  /** Entries before `#head` are gone; the array is cut down now and then rather than shifted each time. */
+  #entries: Array<Held | undefined> = [];
+  #head = 0;
+  #size = 0;
+
+  constructor(private readonly max: number) {}
+
+  get length(): number {
+    return this.#entries.length - this.#head;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Adds a publish at the end; returns how many of the oldest were dropped to stay within the bound. */
+  push(channel: string, message: string): number {
+    const size = Buffer.byteLength(channel) + Buffer.byteLength(message) + HELD_ENTRY_SIZE;
+    this.#entries.push({ channel, message, size });
+    this.#size += size;
+    let dropped = 0;
+    while (this.#size > this.max) {
+      this.shift();
+      dropped++;
+    }
+    return dropped;
+  }
+
+  shift(): Held | undefined {
+    const entry = this.#entries[this.#head];
+    if (entry === undefined) return undefined;
+    this.#entries[this.#head++] = undefined;
+    this.#size -= entry.size;
+    if (this.#head === this.#entries.length) {
+      this.#entries = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#head = 0;
+    }
+    return entry;
+  }
+
+  /** Empties the queue; returns how many it held. */
+  clear(): number {
+    const length = this.length;
+    this.#entries = [];
+    this.#head = 0;
+    this.#size = 0;
+    return length;
+  }
+}
+
+/**
+ * A time when publishing did not go as it should (Redis unreachable, PUBLISH failing, or the held
+ * queue full): what was lost in it is said in one line when it ends, not one line per message.
+ */
+interface Trouble {
+  /** What it was, for the line: "Redis unreachable", "PUBLISH failing"… */
+  readonly what: string;
+  readonly since: number;
+  /** Dropped from the full held queue. */
+  dropped: number;
+  /** Sent and failed, with the reason of the first. */
+  failed: number;
+  failure: string;
+  /** Still held when close() could not send them. */
+  droppedAtClose: number;
+}
+
 function defaultLog(severity: LogSeverity, message: string): void {
   if (severity === 'error') console.error(message);
 }
 
+/**
+ * The text of an error, never empty: node-redis's TimeoutError (a command left in its offline
+ * queue past `commandOptions.timeout`, 5 s by default) has no message, and neither have Node's
+ * AggregateErrors for a host name with several addresses none of which answers.
+ */
 function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  if (error instanceof AggregateError && error.errors.length > 0) return [...new Set(error.errors.map(errorText))].join('; ');
+  if (error instanceof Error) return error.message || (error as NodeJS.ErrnoException).code || error.constructor.name;
+  return String(error) || 'unknown error';
 }
+
+const count = (n: number): string => n.toLocaleString('en-US');
 
 /**
  * A `BroadcastBus` over Redis: `publish` is a Redis PUBLISH, `messages(channel)` a SUBSCRIBE. It
  * holds two connections, one that publishes and one that subscribes, shared by every channel;
  * a channel is subscribed when its first Observable subscriber comes and unsubscribed when the
- * last one leaves. Connection errors are logged and node-redis reconnects by itself; what is
- * published while Redis is unreachable is sent once it is back, but subscribers of other
- * processes miss what Redis delivered while they were away, as always with pub/sub.
+ * last one leaves. Connection errors are logged and node-redis reconnects by itself. What is
+ * published while Redis is unreachable is held by the bus, up to `max_held_size`, and sent in
+ * order once both connections are back and the subscriptions confirmed; what is dropped or fails
+ * is counted (`stats()`) and said in one line per outage. Subscribers of other processes miss
+ * what Redis delivered while they were away, as always with pub/sub.
  */
 export function redisBus(options: RedisBusOptions = {}): RedisBus {
   const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
   const log = options.log ?? defaultLog;
+  const maxHeldSize = options.max_held_size ?? DEFAULT_MAX_HELD_SIZE;
+  if (!Number.isSafeInteger(maxHeldSize) || maxHeldSize <= 0) {
+    throw sockjsError('SOCKJS_ERR_INVALID_OPTION', 'max_held_size', 'a positive integer number of bytes');
+  }
   const clientOptions: RedisClientOptions = { ...options.client, ...(options.url === undefined ? {} : { url: options.url }) };
+
+  const counts = { published: 0, failed: 0, dropped: 0 };
+  let trouble: Trouble | null = null;
+  const troubled = (what: string): Trouble => (trouble ??= { what, since: Date.now(), dropped: 0, failed: 0, failure: '', droppedAtClose: 0 });
+
+  /** Ends the current trouble, in one line if anything was lost in it. */
+  const recovered = (): void => {
+    const t = trouble;
+    trouble = null;
+    if (t === null || t.dropped + t.failed + t.droppedAtClose === 0) return;
+    const lost: string[] = [];
+    if (t.dropped > 0) lost.push(`${count(t.dropped)} publishes dropped (held queue full: max_held_size ${count(maxHeldSize)} bytes)`);
+    if (t.failed > 0) lost.push(`${count(t.failed)} failed (${t.failure})`);
+    if (t.droppedAtClose > 0) lost.push(`${count(t.droppedAtClose)} held ones dropped at close()`);
+    log('error', `sockjs-rx/redis: ${t.what} for ${((Date.now() - t.since) / 1000).toFixed(1)} s: ${lost.join(', ')}`);
+  };
 
   const connect = (role: string): PubSubClient => {
     const client: PubSubClient = createClient(clientOptions);
     // node-redis emits `error` on every failed reconnection attempt; one line per outage is enough.
     let failing = false;
     client.on('error', (error) => {
+      troubled('Redis unreachable');
       if (failing) return;
       failing = true;
       log('error', `sockjs-rx/redis: ${role} connection: ${errorText(error)}`);
@@ -106,8 +254,7 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
   let closing: Promise<void> | null = null;
   const publisher = connect('publish');
   const subscriber = connect('subscribe');
-  // connect() settles only when the connection is up or node-redis gives up; until then commands
-  // wait in node-redis's offline queue, in order.
+  // connect() settles only when the connection is up or node-redis gives up.
   const connected = Promise.all([publisher.connect(), subscriber.connect()]).then(() => undefined);
   connected.catch((error: unknown) => {
     // close() before the connections were up ends them on purpose.
@@ -117,28 +264,69 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
   const channels = new Map<string, ChannelState>();
   /** SUBSCRIBE commands sent and not yet confirmed by Redis. */
   let subscribing = 0;
-  /** Publishes held back until those SUBSCRIBEs are confirmed, in the order they were made. */
-  const held: Array<{ readonly channel: string; readonly message: string }> = [];
-
-  const send = (channel: string, message: string): void => {
-    publisher.publish(prefix + channel, message).catch((error: unknown) => {
-      log('error', `sockjs-rx/redis: PUBLISH ${prefix + channel} failed: ${errorText(error)}`);
-    });
-  };
+  /** Publishes held back, in the order they were made. */
+  const held = new HeldQueue(maxHeldSize);
 
   // Redis delivers a message only to the connections subscribed when it runs the PUBLISH, and the
-  // PUBLISH goes out on the other connection: sent at once, it could overtake a SUBSCRIBE still on
-  // its way and be lost for a subscriber that already exists here. So while a SUBSCRIBE is
-  // unconfirmed every publish waits, and once none is, the held ones go out first, in order.
+  // PUBLISH goes out on the other connection: sent too early it would be lost for the subscribers
+  // that already exist here. So a publish goes out only while the publisher is ready, every
+  // SUBSCRIBE is confirmed and, if anything is subscribed here, the subscriber is ready: node-redis
+  // 6 makes a reconnected client ready only once the SUBSCRIBEs it sends again for every channel
+  // are confirmed (the resubscribe is part of the connection's initiator, which `ready` awaits).
+  // Publishes are never left in node-redis's offline queue: it has no bound, and it would send
+  // them as soon as the publisher is back, ahead of the subscriber.
+  const sendable = (): boolean => publisher.isReady && subscribing === 0 && (channels.size === 0 || subscriber.isReady);
+
+  const send = (channel: string, message: string): void => {
+    publisher.publish(prefix + channel, message).then(
+      () => {
+        counts.published++;
+        if (trouble !== null && !closed && held.length === 0 && sendable()) recovered();
+      },
+      (error: unknown) => {
+        counts.failed++;
+        // With the publisher ready, this is Redis refusing the command, which no connection line has told.
+        if (trouble === null && publisher.isReady) {
+          log('error', `sockjs-rx/redis: PUBLISH ${prefix + channel} failed: ${errorText(error)}; counting failures until one succeeds`);
+        }
+        const t = troubled('PUBLISH failing');
+        if (t.failed++ === 0) t.failure = errorText(error);
+      },
+    );
+  };
+
+  const hold = (channel: string, message: string): void => {
+    const dropped = held.push(channel, message);
+    if (dropped === 0) return;
+    counts.dropped += dropped;
+    troubled(publisher.isReady && subscriber.isReady ? 'subscriptions unconfirmed' : 'Redis unreachable').dropped += dropped;
+  };
+
+  /** Sends what was held, in order, as far as the connections allow; ends the trouble once all is out. */
+  const drain = (): void => {
+    if (closed) return;
+    while (held.length > 0 && sendable()) {
+      const { channel, message } = held.shift()!;
+      send(channel, message);
+    }
+    if (held.length === 0 && sendable()) recovered();
+  };
+  publisher.on('ready', drain);
+  subscriber.on('ready', drain);
+
   const settled = (): void => {
     subscribing--;
-    if (subscribing > 0) return;
-    for (const { channel, message } of held.splice(0)) send(channel, message);
+    if (subscribing === 0) drain();
   };
 
   const subscribe = (channel: string, state: ChannelState): void => {
-    subscribing++;
     subscriber.subscribe(prefix + channel, state.listener).then(settled, (error: unknown) => {
+      // node-redis forgets a channel whose SUBSCRIBE was on its way when the connection went
+      // down: ask again, to be sent once it is back (each failure is one lost connection).
+      if (!closed && channels.get(channel) === state && subscriber.isOpen && !subscriber.isReady) {
+        subscribe(channel, state);
+        return;
+      }
       if (!closed) log('error', `sockjs-rx/redis: SUBSCRIBE ${prefix + channel} failed: ${errorText(error)}`);
       settled();
     });
@@ -150,32 +338,48 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
     channels.delete(channel);
     // After close() the connection is gone, and with it every subscription.
     if (closed) return;
+    // With nothing subscribed here, what waited for the subscriber only can go.
+    if (channels.size === 0) drain();
     subscriber.unsubscribe(prefix + channel, state.listener).catch((error: unknown) => {
-      log('error', `sockjs-rx/redis: UNSUBSCRIBE ${prefix + channel} failed: ${errorText(error)}`);
+      // close() ends the connection, and every subscription with it.
+      if (!closed) log('error', `sockjs-rx/redis: UNSUBSCRIBE ${prefix + channel} failed: ${errorText(error)}`);
+    });
+  };
+
+  /** Resolves once `client`, if open and not ready, is ready or has failed once more. */
+  const attempt = async (client: PubSubClient): Promise<void> => {
+    if (!client.isOpen || client.isReady) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        client.off('ready', done);
+        client.off('error', done);
+        resolve();
+      };
+      client.on('ready', done);
+      client.on('error', done);
     });
   };
 
   /**
-   * Ends `client` once what is queued on it has been sent. node-redis's close() waits for the
-   * replies of every queued command, which never come while Redis is unreachable: a client still
-   * connecting is given until it is ready or fails once, and a failing one is destroyed, giving
-   * up what it holds.
+   * Ends the publisher once what is queued on it has been sent. node-redis's close() waits for
+   * the replies of every queued command, which never come while Redis is unreachable: a client
+   * still connecting is given until it is ready or fails once, and a failing one is destroyed,
+   * giving up what it holds.
    */
-  const end = async (client: PubSubClient): Promise<void> => {
-    if (!client.isOpen) return;
-    if (!client.isReady) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          client.off('ready', done);
-          client.off('error', done);
-          resolve();
-        };
-        client.on('ready', done);
-        client.on('error', done);
-      });
-    }
-    if (client.isReady) await client.close();
-    else client.destroy();
+  const endPublisher = async (): Promise<void> => {
+    if (!publisher.isOpen) return;
+    await attempt(publisher);
+    if (publisher.isReady) await publisher.close();
+    else publisher.destroy();
+  };
+
+  /**
+   * Ends the subscriber at once: what it may have queued (SUBSCRIBE, UNSUBSCRIBE) is undone by
+   * the end of the connection anyway, and node-redis's close() was seen never to settle with an
+   * UNSUBSCRIBE of the last channel under way.
+   */
+  const endSubscriber = (): void => {
+    if (subscriber.isOpen) subscriber.destroy();
   };
 
   return {
@@ -184,8 +388,8 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
         log('error', `sockjs-rx/redis: publish on ${JSON.stringify(channel)} after close() is dropped`);
         return;
       }
-      if (subscribing > 0) held.push({ channel, message });
-      else send(channel, message);
+      if (held.length === 0 && sendable()) send(channel, message);
+      else hold(channel, message);
     },
 
     messages(channel) {
@@ -205,6 +409,7 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
             },
           };
           channels.set(channel, state);
+          subscribing++;
           subscribe(channel, state);
         }
         state.subscribers.add(who);
@@ -215,13 +420,26 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
 
     ready: () => connected,
 
+    stats: () => ({ ...counts, held: held.length, heldSize: held.size }),
+
     close() {
       closed = true;
       closing ??= (async () => {
-        for (const { channel, message } of held.splice(0)) send(channel, message);
+        // What is held goes out if the publisher can send it, without waiting for subscriptions:
+        // the subscribers here are completed at once.
+        if (held.length > 0) await attempt(publisher);
+        if (publisher.isReady) {
+          for (let h = held.shift(); h !== undefined; h = held.shift()) send(h.channel, h.message);
+        } else if (held.length > 0) {
+          const dropped = held.clear();
+          counts.dropped += dropped;
+          troubled('Redis unreachable').droppedAtClose += dropped;
+        }
         for (const state of [...channels.values()]) for (const s of [...state.subscribers]) s.complete();
         channels.clear();
-        await Promise.all([publisher, subscriber].map(end));
+        endSubscriber();
+        await endPublisher();
+        recovered();
       })();
       return closing;
     },

@@ -5,13 +5,14 @@
  */
 import { randomUUID } from 'crypto';
 import { createServer as createHttpServer } from 'http';
+import { connect, createServer as createNetServer, type Socket } from 'net';
 import { createClient } from 'redis';
 import type { Subscription } from 'rxjs';
 import { ensureCommands, type RedisServer, startRedisServer, suiteNeeding, waitUntil } from './helpers/debian-tools';
 import { listen, type Running } from './helpers/server';
 import { type Client, connectWs } from './helpers/ws-client';
 import { createServer, type Server } from '../lib';
-import { DEFAULT_REDIS_PREFIX, type RedisBus, redisBus, type RedisBusOptions } from '../lib/redis';
+import { DEFAULT_MAX_HELD_SIZE, DEFAULT_REDIS_PREFIX, type RedisBus, redisBus, type RedisBusOptions } from '../lib/redis';
 
 const tools = suiteNeeding('redis suite', ensureCommands({ 'redis-server': 'redis-server' }));
 
@@ -32,6 +33,46 @@ async function subscriberCount(url: string, redisChannel: string): Promise<numbe
   } finally {
     await client.close();
   }
+}
+
+/**
+ * A TCP relay to a Redis server on 127.0.0.1, which refuses connections while `open` is false:
+ * a client behind it comes back from an outage only when the test lets it.
+ */
+async function relay(port: number): Promise<{ readonly url: string; open: boolean; stop(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  };
+  const gate = { open: true };
+  const server = createNetServer((client) => {
+    track(client);
+    client.on('error', () => client.destroy());
+    if (!gate.open) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(port, '127.0.0.1');
+    track(upstream);
+    upstream.on('error', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  const url = `redis://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  return Object.assign(gate, {
+    url,
+    stop: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  });
 }
 
 (tools.run ? describe : describe.skip)('redisBus', () => {
@@ -323,6 +364,191 @@ async function subscriberCount(url: string, redisChannel: string): Promise<numbe
       await own.stop();
     }
   }, 60_000);
+
+  describe('while Redis is down', () => {
+    const redisServer = () => tools.paths!['redis-server'];
+    /** The Redis servers and relays a test started, stopped after it. */
+    const started: Array<{ stop(): Promise<void> }> = [];
+
+    /** The buses of a test, closed after it before its servers stop. */
+    const own: RedisBus[] = [];
+
+    afterEach(async () => {
+      for (const s of subscriptions.splice(0)) s.unsubscribe();
+      await Promise.all(own.splice(0).map((b) => b.close()));
+      for (const s of started.splice(0).reverse()) await s.stop();
+    });
+
+    const startRedis = async (port?: number): Promise<RedisServer> => {
+      const server = await startRedisServer(redisServer(), port);
+      started.push(server);
+      return server;
+    };
+
+    /** A bus on `url` whose every log line is kept, severity first; closed after the test. */
+    const loggedBus = (url: string, options: RedisBusOptions = {}) => {
+      const lines: string[] = [];
+      const b = redisBus({ url, log: (severity, message) => lines.push(`${severity} ${message}`), ...options });
+      own.push(b);
+      return { b, lines };
+    };
+
+    it('holds what is published through a restart of Redis and sends it, once and in order, here and in another process', async () => {
+      const own = await startRedis();
+      const gate = await relay(own.port);
+      started.push(gate);
+      // The other process reconnects directly and quickly; this one comes back through the relay
+      // once the other is subscribed again, since pub/sub gives nothing to whoever is not.
+      const { b: here, lines } = loggedBus(gate.url);
+      const { b: there } = loggedBus(own.url, { client: { socket: { reconnectStrategy: () => 20 } } });
+      const channel = randomUUID();
+      const onHere = collect(here, channel);
+      const onThere = collect(there, channel);
+      await Promise.all([here.ready(), there.ready()]);
+      await waitUntil(async () => (await subscriberCount(own.url, DEFAULT_REDIS_PREFIX + channel)) === 2, 'both buses subscribed');
+
+      const sent: string[] = [];
+      /** The first publish the bus held rather than sent. */
+      let firstHeld = -1;
+      const stream = setInterval(() => {
+        const message = `m${sent.length}`;
+        here.publish(channel, message);
+        if (firstHeld < 0 && here.stats().held > 0) firstHeld = sent.length;
+        sent.push(message);
+      }, 2);
+      try {
+        await waitUntil(() => onHere.length >= 50 && onThere.length >= 50, 'the stream to flow');
+        gate.open = false;
+        process.kill(own.pid, 'SIGKILL');
+        await own.stop();
+        await waitUntil(() => here.stats().held >= 200, '200 publishes held');
+        const again = await startRedis(own.port);
+        await waitUntil(async () => (await subscriberCount(again.url, DEFAULT_REDIS_PREFIX + channel)) === 1, 'the other bus subscribed again', 15_000);
+        gate.open = true;
+        await waitUntil(() => here.stats().held === 0, 'the held publishes sent', 15_000);
+        const resumed = sent.length;
+        await waitUntil(() => sent.length >= resumed + 50, '50 more publishes');
+      } finally {
+        clearInterval(stream);
+      }
+      const last = sent[sent.length - 1];
+      await waitUntil(() => onHere.at(-1) === last && onThere.at(-1) === last, 'the last publish on both buses');
+      await waitUntil(() => here.stats().published + here.stats().failed === sent.length, 'an answer to every PUBLISH');
+      await sleep(SETTLE_MS);
+
+      const stats = here.stats();
+      expect(stats).toMatchObject({ dropped: 0, held: 0, heldSize: 0 });
+      expect(firstHeld).toBeGreaterThan(0);
+      for (const received of [onHere, onThere]) {
+        const numbers = received.map((m) => Number(m.slice(1)));
+        // Once each and in order.
+        expect(numbers.every((n, i) => i === 0 || n > numbers[i - 1]!)).toBe(true);
+        // Everything from the first held publish on.
+        expect(received.slice(received.indexOf(sent[firstHeld]!))).toEqual(sent.slice(firstHeld));
+        // Before it, only what was on its way when Redis died can be missing, and it was counted.
+        expect(sent.length - received.length).toBeLessThanOrEqual(stats.failed);
+      }
+      // What failed on its way, if anything, is said in one line, with the count.
+      const lost = lines.filter((line) => / failed \(/.test(line));
+      expect(lost).toEqual(stats.failed === 0 ? [] : [expect.stringContaining(`: ${stats.failed} failed (`)]);
+      expect(lines.filter((line) => / dropped/.test(line))).toEqual([]);
+    }, 60_000);
+
+    it('drops the oldest publishes past max_held_size, counts them, and says so in one line once Redis is back', async () => {
+      const own = await startRedis();
+      const { b, lines } = loggedBus(own.url, { max_held_size: 10_000 });
+      const channel = randomUUID();
+      const received = collect(b, channel);
+      await b.ready();
+      await waitUntil(async () => (await subscriberCount(own.url, DEFAULT_REDIS_PREFIX + channel)) === 1, 'the SUBSCRIBE');
+      await own.stop();
+      await waitUntil(() => lines.filter((line) => line.startsWith('error ')).length >= 2, 'both connections to report the outage');
+
+      // Each costs 36 (channel) + 100 (message) + 64 (entry) = 200 bytes: 50 fit in 10,000.
+      const sent = Array.from({ length: 2000 }, (_, i) => String(i).padStart(100, '.'));
+      let most = 0;
+      for (const message of sent) {
+        b.publish(channel, message);
+        most = Math.max(most, b.stats().heldSize);
+      }
+      expect(most).toBe(10_000);
+      expect(b.stats()).toEqual({ published: 0, failed: 0, dropped: 1950, held: 50, heldSize: 10_000 });
+
+      await startRedis(own.port);
+      await waitUntil(() => received.length >= 50, 'the held publishes', 15_000);
+      await sleep(SETTLE_MS);
+      expect(received).toEqual(sent.slice(1950));
+      expect(b.stats()).toEqual({ published: 50, failed: 0, dropped: 1950, held: 0, heldSize: 0 });
+      const errors = lines.filter((line) => line.startsWith('error '));
+      expect(errors.filter((line) => line.includes('dropped'))).toEqual([
+        expect.stringMatching(/^error sockjs-rx\/redis: Redis unreachable for \d+\.\d s: 1,950 publishes dropped \(held queue full: max_held_size 10,000 bytes\)$/),
+      ]);
+      expect(errors).toHaveLength(3);
+    }, 60_000);
+
+    it('keeps what it holds within max_held_size, and close() says in one line what it could not send', async () => {
+      // A port nothing listens on: a bus that never connects.
+      const http = createHttpServer();
+      const running = await listen(http);
+      await running.close();
+      const { b, lines } = loggedBus(`redis://127.0.0.1:${running.port}`);
+      subscriptions.push(b.messages('x').subscribe(() => undefined));
+      const kilobyte = 'k'.repeat(1024);
+      let most = 0;
+      for (let i = 0; i < 100_000; i++) {
+        b.publish('x', kilobyte);
+        most = Math.max(most, b.stats().heldSize);
+      }
+      // 1 (channel) + 1,024 + 64 = 1,089 bytes each: 7,703 of them fit in 8 MiB.
+      expect(DEFAULT_MAX_HELD_SIZE).toBe(8 * 1024 * 1024);
+      expect(most).toBeLessThanOrEqual(DEFAULT_MAX_HELD_SIZE);
+      expect(b.stats()).toEqual({ published: 0, failed: 0, dropped: 100_000 - 7703, held: 7703, heldSize: 7703 * 1089 });
+      await b.close();
+      expect(b.stats()).toEqual({ published: 0, failed: 0, dropped: 100_000, held: 0, heldSize: 0 });
+      const errors = lines.filter((line) => line.startsWith('error '));
+      expect(errors.filter((line) => line.includes('dropped'))).toEqual([
+        expect.stringMatching(
+          /^error sockjs-rx\/redis: Redis unreachable for \d+\.\d s: 92,297 publishes dropped \(held queue full: max_held_size 8,388,608 bytes\), 7,703 held ones dropped at close\(\)$/,
+        ),
+      ]);
+      expect(errors.every((line) => !/:\s*$/.test(line))).toBe(true);
+    }, 30_000);
+
+    it('rejects a max_held_size that is not a positive integer', () => {
+      for (const max_held_size of [0, -1, 1.5, Number.NaN, Infinity]) {
+        expect(() => redisBus({ url: redis.url, max_held_size })).toThrow(expect.objectContaining({ code: 'SOCKJS_ERR_INVALID_OPTION' }));
+      }
+    });
+  });
+
+  describe('when Redis refuses a publish', () => {
+    it('counts each failure and logs the first at once, with its reason, and the count once publishing works again', async () => {
+      const user = `nopub-${randomUUID()}`;
+      await inspector.sendCommand(['ACL', 'SETUSER', user, 'on', 'nopass', '~*', '&*', '+@all', '-publish']);
+      try {
+        const lines: string[] = [];
+        // node-redis sends AUTH only with a password; the user has none to check.
+        const url = redis.url.replace('redis://', `redis://${user}:any@`);
+        const b = redisBus({ url, log: (severity, message) => lines.push(`${severity} ${message}`) });
+        buses.push(b);
+        await b.ready();
+        for (let i = 0; i < 3; i++) b.publish('x', `m${i}`);
+        await waitUntil(() => b.stats().failed === 3, 'three failures');
+        expect(lines).toEqual([
+          expect.stringMatching(/^error sockjs-rx\/redis: PUBLISH sockjs-rx:x failed: NOPERM .*publish.*; counting failures until one succeeds$/),
+        ]);
+        await inspector.sendCommand(['ACL', 'SETUSER', user, '+publish']);
+        b.publish('x', 'm3');
+        await waitUntil(() => b.stats().published === 1, 'the publish after the grant');
+        expect(b.stats()).toEqual({ published: 1, failed: 3, dropped: 0, held: 0, heldSize: 0 });
+        expect(lines).toHaveLength(2);
+        expect(lines[1]).toMatch(/^error sockjs-rx\/redis: PUBLISH failing for \d+\.\d s: 3 failed \(NOPERM .*\)$/);
+      } finally {
+        await inspector.sendCommand(['ACL', 'DELUSER', user]);
+      }
+    });
+
+  });
 
   describe('under createServer({ bus })', () => {
     const servers: Array<{ sockjs: Server; running: Running }> = [];
