@@ -897,13 +897,14 @@ async function runCase(port, kase, child = null) {
   }
 
   /**
-   * Whether the server has yet to read bytes this client sent: then it cannot have seen the end of the
-   * request or the FIN behind them, and waiting is backpressure, not a hang. Counted, not reported.
+   * Whether the server has yet to read bytes this client sent, or has paused the socket (a slow
+   * application holds its client back): then it cannot have seen the end of the request or the FIN
+   * behind them, and waiting is backpressure, not a hang. Counted, not reported.
    */
   async function unread(conn) {
     if (!child || !conn.socket.localPort) return false;
     const info = await child.socket(conn.socket.localPort);
-    if (info && info.bytesRead < conn.sent) {
+    if (info && (info.bytesRead < conn.sent || info.paused)) {
       result.unread = (result.unread ?? 0) + 1;
       return true;
     }
@@ -1462,7 +1463,7 @@ async function batch(child, cases, { triage = true } = {}) {
       totals.logged++;
       const signature = `${error.kind}: ${normalise(error.text.split('\n')[0])}`;
       if (!findings.has(signature)) log(`LOGGED ${signature}`);
-      record(signature, { finding: 'logged', symptom: error.text, cases: ran.slice(0, 20), together: true, reproduced: false });
+      record(signature, { finding: 'logged', symptom: error.text, cases: ran.slice(0, 20), together: ran.length > 1, reproduced: ran.length === 1 });
     }
     child.errorsSeen = heap.errors.length;
   }
@@ -1566,7 +1567,7 @@ function report(mode) {
   log(`  stalls          ${totals.stalls} (longest event-loop delay ${totals.maxLoopDelay} ms)`);
   log(`  max heap        ${mb(totals.maxHeap)} after gc (bound ${mb(totals.heapBound)}: baseline + ${HEAP_SLACK_MB} MB)`);
   log(`  server restarts ${totals.respawns}`);
-  log(`  unread waits    ${totals.unread} (the server had not read all a client sent, so its waiting is backpressure)`);
+  log(`  unread waits    ${totals.unread} (the server had paused the socket or not read all its client sent: backpressure)`);
   log(`  findings        ${findings.size}`);
   for (const entry of findings.values()) {
     log(`  - [${entry.finding}] ${entry.signature} (x${entry.count})`);
