@@ -79,6 +79,10 @@ function toCode(code: number | string | undefined): number {
   return typeof n === 'number' && Number.isInteger(n) ? n : 1000;
 }
 
+function emitDrain(connection: Connection): void {
+  if (connection.readyState === OPEN) connection.emit('drain');
+}
+
 export class Connection extends Duplex {
   readonly prefix: string;
   /** The transport: `websocket`, `websocket-raw`, `xhr-streaming`, `xhr-polling`, `eventsource`, `htmlfile` or `jsonp-polling`. */
@@ -96,6 +100,8 @@ export class Connection extends Duplex {
   readonly #log: (severity: string, message: string) => void;
   /** Bytes written by the application and not yet taken by the session (see `messageCost`). */
   #sending = 0;
+  /** `write` returned false by the cost of what waits, where Node's count would not have. */
+  #owesDrain = false;
   /** Bytes pushed to the Readable side and not yet read by the application. */
   #receiving = 0;
   /** What waits for the application to read again: held answers and paused sources. */
@@ -201,7 +207,14 @@ export class Connection extends Duplex {
       this.close(SEND_QUEUE_FULL.code, SEND_QUEUE_FULL.reason);
       return false;
     }
-    return accepted;
+    if (!accepted) return false;
+    // Node weighs a string by its length, so empty messages would never ask a writer to wait;
+    // by their cost they do, and this connection then owes the writer its `drain`.
+    if (this.#sending > this.writableHighWaterMark) {
+      this.#owesDrain = true;
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -251,10 +264,7 @@ export class Connection extends Duplex {
 
   override _write(chunk: string | Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     const cost = messageCost(chunk);
-    this.#outgoing([this.#text(chunk)], () => {
-      this.#sending -= cost;
-      callback();
-    });
+    this.#outgoing([this.#text(chunk)], () => this.#taken(cost, callback));
   }
 
   override _writev(chunks: Array<{ chunk: string | Buffer }>, callback: WriteCallback): void {
@@ -263,10 +273,17 @@ export class Connection extends Duplex {
       cost += messageCost(chunk);
       return this.#text(chunk);
     });
-    this.#outgoing(messages, () => {
-      this.#sending -= cost;
-      callback();
-    });
+    this.#outgoing(messages, () => this.#taken(cost, callback));
+  }
+
+  /** The session took messages of `cost`: the writer hears of it, and of `drain` once nothing waits. */
+  #taken(cost: number, callback: WriteCallback): void {
+    this.#sending -= cost;
+    callback();
+    if (this.#owesDrain && this.#sending === 0) {
+      this.#owesDrain = false;
+      process.nextTick(emitDrain, this);
+    }
   }
 
   override _final(callback: WriteCallback): void {

@@ -463,6 +463,9 @@ export class Endpoint {
         whenReading(connection, () => source.resume());
         break;
       }
+      case 'dropped':
+        this.#log('info', `session ${String(session.key)} is closing: ${effect.count} message(s) from its client dropped`);
+        break;
       case 'reply': {
         const { reply } = effect;
         // An HTTP send is answered once the application reads again, so the client waits to send more.

@@ -291,6 +291,34 @@ describe('writes to a connection that cannot take them', () => {
     socket.destroy();
   });
 
+  it('asks a writer of empty messages to wait, so that one that honours backpressure never reaches the limit', async () => {
+    let connection: Connection | undefined;
+    const total = 5_000;
+    let written = 0;
+    const { port } = await start({ max_queue_size: 64 * 1024 }, (c) => {
+      connection = c;
+      void (async () => {
+        while (written < total && c.readyState === 1) {
+          written++;
+          if (!c.write('')) await new Promise((resolve) => c.once('drain', resolve));
+        }
+      })();
+    });
+    const s = `/echo/0/${randomUUID()}`;
+    expect(await (await RawResponse.open(port, { method: 'POST', path: `${s}/xhr`, body: '' })).body()).toBe('o\n');
+    // The client is slow: the writer gets ahead of it until write() says to wait.
+    await sleep(100);
+    expect(written).toBeLessThan(total);
+    let received = 0;
+    while (received < total) {
+      const body = await (await RawResponse.open(port, { method: 'POST', path: `${s}/xhr`, body: '' })).body();
+      expect(body.startsWith('a[')).toBe(true);
+      received += (JSON.parse(body.slice(1)) as string[]).length;
+    }
+    expect(received).toBe(total);
+    expect(connection!.readyState).toBe(1);
+  });
+
   it('returns false at once for a write after end() or close(), emits no error, and calls back with one', async () => {
     let connection: Connection | undefined;
     const { url } = await start({}, (c) => (connection = c));

@@ -80,6 +80,8 @@ export type Effect =
   | { readonly type: 'ping'; readonly receiver: Receiver }
   | { readonly type: 'open'; readonly receiver: Receiver; readonly request: unknown }
   | { readonly type: 'deliver'; readonly messages: readonly string[]; readonly source: Source | undefined }
+  /** Messages from the client that arrived after the session began closing, and go nowhere. */
+  | { readonly type: 'dropped'; readonly count: number }
   | { readonly type: 'reply'; readonly reply: Reply; readonly accepted: boolean }
   | { readonly type: 'ack'; readonly ack: Ack }
   | { readonly type: 'closed'; readonly why: CloseReason }
@@ -456,6 +458,10 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
       if (b.state.awaitingPong) b.draft().awaitingPong = false;
       if (b.state.phase === 'open' && event.messages.length > 0) {
         b.effects.push({ type: 'deliver', messages: event.messages, source: event.source });
+      } else if (event.messages.length > 0) {
+        // The session is closing: no one will read these, and the client is told so by the close
+        // frame of its next request; the server says what it dropped.
+        b.effects.push({ type: 'dropped', count: event.messages.length });
       }
       if (event.reply) b.effects.push({ type: 'reply', reply: event.reply, accepted: true });
       break;

@@ -40,6 +40,8 @@ function describe_(p: Performed<unknown>): string {
       return 'open';
     case 'deliver':
       return `deliver ${e.messages.join(',')}`;
+    case 'dropped':
+      return `dropped ${e.count}`;
     case 'reply':
       return e.accepted ? 'reply ok' : 'reply 404';
     case 'ack':
@@ -211,6 +213,23 @@ describe('messages', () => {
         ...V,
         k: 'ack',
         q: 'write a["a","b"]\n',
+      });
+    });
+  });
+
+  it('says what the client sent to a closing session, which no one will read', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a 9ms b 9ms c', {
+        a: attach(receiver('stream')),
+        b: { type: 'close', key: 's', why: { code: 3000, reason: 'Go away!' } },
+        c: { type: 'incoming', key: 's', messages: ['m1', 'm2'], reply },
+      });
+      expectObservable(table(events), '^ 1s !').toBe('(oO) 6ms (cwf) 5ms (dr)', {
+        ...V,
+        c: 'closed 3000 Go away!',
+        w: 'write c[3000,"Go away!"]\n',
+        d: 'dropped 2',
+        r: 'reply ok',
       });
     });
   });
