@@ -62,14 +62,13 @@ export interface ConnectionInit {
   readonly log: (severity: string, message: string) => void;
 }
 
-
 /**
  * What the session table does to a connection: hand it messages (false once the application has
  * stopped reading them), hold back what answers or feeds the client until it reads again, tell it
  * the session closed. Functions rather than methods, so that they stay off the application's API.
  */
 export let deliverTo: (connection: Connection, messages: readonly string[]) => boolean;
-export let whenReading: (connection: Connection, then: () => void) => void;
+export let whenReading: (connection: Connection, then: () => void, cost: number) => void;
 export let closeConnection: (connection: Connection, why: CloseReason) => void;
 
 type WriteCallback = (error?: Error | null) => void;
@@ -120,7 +119,7 @@ export class Connection extends Duplex {
 
   static {
     deliverTo = (connection, messages) => connection.#deliver(messages);
-    whenReading = (connection, then) => connection.#whenReading(then);
+    whenReading = (connection, then, cost) => connection.#whenReading(then, cost);
     closeConnection = (connection, why) => connection.#close(why);
   }
 
@@ -193,7 +192,9 @@ export class Connection extends Duplex {
    * called with a `SOCKJS_ERR_CONNECTION_CLOSED` error (no `error` event is emitted).
    */
   override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
-    const done = typeof encoding === 'function' ? encoding : callback;
+    const given = typeof encoding === 'function' ? encoding : callback;
+    // The callback runs later, from the stream's machinery or a socket's flush: guarded like a listener.
+    const done = given && ((error?: Error | null) => this.#guard('write callback', () => given(error)));
     if (this.#readyState !== OPEN || this.writableEnded) {
       if (done) process.nextTick(done, sockjsError('SOCKJS_ERR_CONNECTION_CLOSED'));
       return false;
@@ -224,13 +225,27 @@ export class Connection extends Duplex {
    */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'data' && typeof args[0] === 'string') this.#receiving -= messageCost(args[0]);
+    // Inline rather than through #guard: this runs once per message.
     try {
       return super.emit(event, ...args);
     } catch (error) {
-      this.#log('error', `connection ${String(this.#key)}: ${String(event)} listener: ${faultText(error)}`);
-      this.close(INTERNAL_ERROR.code, INTERNAL_ERROR.reason);
+      this.#fault(`${String(event)} listener`, error);
       return true;
     }
+  }
+
+  /** Runs application code: a throw is logged and closes this session with 1011. */
+  #guard(what: string, run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.#fault(what, error);
+    }
+  }
+
+  #fault(what: string, error: unknown): void {
+    this.#log('error', `connection ${String(this.#key)}: ${what}: ${faultText(error)}`);
+    this.close(INTERNAL_ERROR.code, INTERNAL_ERROR.reason);
   }
 
   /** Sends one message; `false` asks the caller to wait for `drain`, as `write` does. */
@@ -330,13 +345,22 @@ export class Connection extends Duplex {
     return reading;
   }
 
-  /** Runs `then` now if the application reads, else once it reads again (or the connection closes). */
-  #whenReading(then: () => void): void {
+  /**
+   * Runs `then` now if the application reads, else once it reads again (or the connection
+   * closes). What waits meanwhile (`cost` bytes: a held answer keeps its request and response)
+   * counts against the receive limit.
+   */
+  #whenReading(then: () => void, cost: number): void {
     if (this.readableFlowing === null || this.readableLength < this.readableHighWaterMark || this.#readyState === CLOSED) {
       then();
       return;
     }
-    (this.#held ??= []).push(then);
+    this.#receiving += cost;
+    (this.#held ??= []).push(() => {
+      this.#receiving -= cost;
+      then();
+    });
+    if (this.#receiving > this.#maxQueueSize) this.close(RECEIVE_QUEUE_FULL.code, RECEIVE_QUEUE_FULL.reason);
   }
 
   #close(why: CloseReason): void {

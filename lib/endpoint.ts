@@ -62,6 +62,11 @@ import { xhrPolling, xhrSend, xhrStreaming } from './transports/xhr';
 const ORIGIN_REFUSED = errorText(403, 'Origin not allowed.');
 /** What a request still waiting when the endpoint closes is answered, if nothing was sent yet. */
 const SHUTTING_DOWN_ANSWER = errorText(503, 'Server shutting down.');
+/**
+ * What an HTTP send whose answer waits for the application to read is counted as, against
+ * `max_queue_size`: its request, its response and their socket, about 2 KB of heap, doubled.
+ */
+const HELD_ANSWER_COST = 4096;
 /** What an endpoint whose pipeline has failed answers. */
 const UNAVAILABLE = errorText(503, 'Service unavailable.');
 
@@ -128,7 +133,7 @@ export class Endpoint {
       // serves nothing more, and the process goes on.
       error: (error: unknown) => {
         this.#stopped = true;
-        this.#log('error', `sockjs-rx ${JSON.stringify(options.prefix)} stopped: ${faultText(error)}`);
+        this.#fault(`sockjs-rx ${JSON.stringify(options.prefix)} stopped`, error);
       },
     });
   }
@@ -183,6 +188,7 @@ export class Endpoint {
     return true;
   }
 
+  /** Logs a fault that was caught, with its stack. */
   #fault(what: string, error: unknown): void {
     this.#log('error', `${what}: ${faultText(error)}`);
   }
@@ -220,7 +226,7 @@ export class Endpoint {
     } catch (error) {
       // A fault in one request (a throwing jsessionid function, say) is answered with 500 and
       // logged; it must not stop the pipeline that serves every other request.
-      this.#log('error', `${event.req.method} ${event.req.url}: ${faultText(error)}`);
+      this.#fault(`${event.req.method} ${event.req.url}`, error);
       const response = errorText(500, 'Internal Server Error');
       if (event.type === 'upgrade') respondOnSocket(event.socket, response);
       else if (event.res.headersSent) event.res.destroy();
@@ -326,16 +332,40 @@ export class Endpoint {
     else if (transport.cors === 'eventsource' && !this.options.disable_cors) cors = eventsourceCorsHeaders(req.headers);
     const headers = mergeHeaders(base, cors, transport.headers);
     headers['Content-Type'] = transport.contentType;
-    // A stream's headers and prelude go out at once; a poll's wait for its one frame.
-    if (transport.streaming) {
-      res.writeHead(200, headers);
-      if (framer.prelude) res.write(framer.prelude);
-    }
     const receiver = new ResponseReceiver(++this.#receivers, key, transport, framer.wrap, this.options.response_limit, res, headers);
     return new Observable<SessionEvent>((subscriber) => {
-      subscriber.next({ type: 'attach', key, receiver, request: req });
-      receiver.listen(subscriber);
-      return receiver;
+      const start = () => {
+        // A stream's headers and prelude go out at once; a poll's wait for its one frame.
+        if (transport.streaming) {
+          res.writeHead(200, headers);
+          if (framer.prelude) res.write(framer.prelude);
+        }
+        subscriber.next({ type: 'attach', key, receiver, request: req });
+        receiver.listen(subscriber);
+      };
+      if (res.socket) {
+        start();
+        return receiver;
+      }
+      // Pipelined behind requests still unanswered on its keep-alive connection, a response has
+      // no socket, and Node may have stopped reading that connection, so that neither the
+      // client's leaving nor anything written would ever be seen. The session is not touched
+      // until the response's turn comes; a client that goes away before ends nothing.
+      const turn = () => {
+        req.off('close', gone);
+        start();
+      };
+      const gone = () => {
+        res.off('socket', turn);
+        subscriber.complete();
+      };
+      res.once('socket', turn);
+      req.once('close', gone);
+      return () => {
+        res.off('socket', turn);
+        req.off('close', gone);
+        receiver.unsubscribe();
+      };
     });
   }
 
@@ -365,7 +395,7 @@ export class Endpoint {
       try {
         return read(body);
       } catch (error) {
-        this.#log('error', `${req.method} ${req.url}: ${faultText(error)}`);
+        this.#fault(`${req.method} ${req.url}`, error);
         respond(res, errorText(500, 'Internal Server Error'), mergeHeaders(headers, { Connection: 'close' }));
         return undefined;
       }
@@ -417,7 +447,7 @@ export class Endpoint {
       this.#effect(performed, hooks);
     } catch (error) {
       const { session } = performed;
-      this.#log('error', `session ${String(session.key)}: ${performed.effect.type}: ${faultText(error)}`);
+      this.#fault(`session ${String(session.key)}: ${performed.effect.type}`, error);
       session.post({ type: 'close', key: session.key, why: INTERNAL_ERROR });
     }
   }
@@ -460,7 +490,7 @@ export class Endpoint {
         const { source } = effect;
         if (!source) break;
         source.pause();
-        whenReading(connection, () => source.resume());
+        whenReading(connection, () => source.resume(), 0);
         break;
       }
       case 'dropped':
@@ -469,7 +499,7 @@ export class Endpoint {
       case 'reply': {
         const { reply } = effect;
         // An HTTP send is answered once the application reads again, so the client waits to send more.
-        if (effect.accepted && session.connection) whenReading(session.connection, () => reply.accept());
+        if (effect.accepted && session.connection) whenReading(session.connection, () => reply.accept(), HELD_ANSWER_COST);
         else if (effect.accepted) reply.accept();
         else reply.unknownSession();
         break;
@@ -503,8 +533,6 @@ class ResponseReceiver implements Receiver, Sink {
   readonly pings = false;
   readonly sink: Sink = this;
   #events: Subscriber<SessionEvent> | null = null;
-  /** The connection a pipelined response waits on, while it waits. */
-  #queuedOn: Duplex | null = null;
 
   /** `headers`: those of a poll, whose head waits for its one frame; a stream's are sent already. */
   constructor(
@@ -551,26 +579,16 @@ class ResponseReceiver implements Receiver, Sink {
     if (!res.writableFinished) destroyAfter(res, FLUSH_GRACE_MS);
   }
 
-  /**
-   * Tells `events` when the client drops the response before the server ended it. A response
-   * queued behind another on a keep-alive connection (HTTP pipelining) has no socket yet, and
-   * Node never closes it when the connection goes: the connection's own close tells then.
-   */
+  /** Tells `events` when the client drops the response before the server ended it. */
   listen(events: Subscriber<SessionEvent>): void {
     this.#events = events;
-    const { res } = this;
-    res.once('close', this.#closed);
-    if (!res.socket) {
-      this.#queuedOn = res.req.socket;
-      this.#queuedOn.once('close', this.#closed);
-    }
+    this.res.once('close', this.#closed);
   }
 
   readonly #closed = (): void => {
     const events = this.#events;
     if (!events) return;
     this.#events = null;
-    this.#queuedOn?.off('close', this.#closed);
     if (!this.res.writableEnded) events.next({ type: 'detach', key: this.key, receiverId: this.id, why: INTERRUPTED });
     events.complete();
   };
@@ -580,8 +598,8 @@ class ResponseReceiver implements Receiver, Sink {
     this.#events = null;
     const { res } = this;
     res.off('close', this.#closed);
-    this.#queuedOn?.off('close', this.#closed);
-    if (res.writableEnded || res.destroyed) return;
+    // Nothing to answer once the client's connection is gone (a pipelined response has none of its own).
+    if (res.writableEnded || res.destroyed || res.req.socket?.destroyed !== false) return;
     if (res.headersSent) res.end();
     else respond(res, SHUTTING_DOWN_ANSWER, { Connection: 'close' });
   }

@@ -42,6 +42,9 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const openConnections = (http: HttpServer) =>
+  new Promise<number>((resolve, reject) => http.getConnections((error, n) => (error ? reject(error) : resolve(n))));
+
 async function stillServing(port: number): Promise<void> {
   const r = await RawResponse.open(port, { method: 'GET', path: '/echo' });
   expect(await r.body()).toBe('Welcome to SockJS!\n');
@@ -86,7 +89,7 @@ describe('sockets handed over by upgrade', () => {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     socket.write(upgradeHead('/elsewhere/websocket'));
     await closed;
-    await new Promise<void>((resolve) => running!.http.getConnections((_e, n) => (expect(n).toBe(0), resolve())));
+    expect(await openConnections(running!.http)).toBe(0);
   });
 
   it('leaves an upgrade outside the prefix to an earlier listener', async () => {
@@ -118,17 +121,53 @@ describe('sockets handed over by upgrade', () => {
 });
 
 describe('clients that go away', () => {
-  it('ends a session whose receiver was pipelined behind another request on a connection that closed', async () => {
+  it('ends what a connection of pipelined receivers started when it closes', async () => {
     const { port, sockjs } = await start({ disconnect_delay: 100 });
     const socket = connect(port, '127.0.0.1');
     socket.on('error', () => undefined);
     const post = (path: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`;
     const a = `/echo/0/${randomUUID()}`;
     const b = `/echo/0/${randomUUID()}`;
+    // The second poll waits, and the stream behind it waits for its turn.
     socket.write(post(`${a}/xhr`) + post(`${a}/xhr`) + post(`${b}/xhr_streaming`));
-    await eventually(() => sockjs.sessionCount === 2, 2000, 'both sessions');
+    await eventually(() => sockjs.sessionCount === 1, 2000, 'the first session');
+    await sleep(50);
+    expect(sockjs.sessionCount).toBe(1);
     socket.destroy();
-    await eventually(() => sockjs.sessionCount === 0, 3000, 'both sessions to end');
+    await eventually(() => sockjs.sessionCount === 0, 3000, 'the session to end');
+  });
+
+  it('opens no session for receivers pipelined behind a request that is never answered, and keeps nothing once the client goes', async () => {
+    const { port, sockjs, http } = await start({ disconnect_delay: 100 });
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    // Outside the prefix, with no handler of the application's: no one answers it.
+    let text = 'GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n';
+    for (let i = 0; i < 40; i++) text += `POST /echo/0/${randomUUID()}/xhr_streaming HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`;
+    socket.write(text);
+    await sleep(200);
+    expect(sockjs.sessionCount).toBe(0);
+    socket.resetAndDestroy();
+    const deadline = Date.now() + 3000;
+    while ((await openConnections(http)) > 0) {
+      if (Date.now() > deadline) throw new Error('the connection is still open 3 s after the client reset it');
+      await sleep(10);
+    }
+    expect(sockjs.sessionCount).toBe(0);
+  });
+
+  it('serves pipelined receivers in turn once the requests before them are answered', async () => {
+    const { port, sockjs } = await start({ disconnect_delay: 100 });
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let received = '';
+    socket.on('data', (d: Buffer) => (received += d.toString()));
+    const post = (path: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`;
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    socket.write(ids.map((id) => post(`/echo/0/${id}/xhr`)).join(''));
+    await eventually(() => (received.match(/\r\n\r\no\n/g) ?? []).length === 3, 2000, 'three open frames');
+    expect(sockjs.sessionCount).toBe(3);
+    socket.destroy();
   });
 
   it('ends a session whose client half-closes a stream', async () => {
@@ -224,6 +263,29 @@ describe('applications that throw', () => {
     expect(await good.next()).toBe('a["still here"]');
     expect(logged.some((line) => line.startsWith('error') && line.includes('listener fault'))).toBe(true);
     good.ws.close();
+  });
+
+  it('guards write callbacks that throw, on an open connection and after close', async () => {
+    const { url, logged } = await start({}, (c) => {
+      c.on('data', (m: string) => {
+        c.write(m, () => {
+          throw new Error('callback fault');
+        });
+      });
+      c.on('close', () =>
+        c.write('late', (error) => {
+          if (error) throw error;
+        }),
+      );
+    });
+    const client = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    expect(await client.next()).toBe('o');
+    client.ws.send('["a"]');
+    expect(await client.next()).toBe('a["a"]');
+    expect(await client.next()).toBe('c[1011,"Internal error"]');
+    await eventually(() => logged.some((line) => line.includes('SOCKJS_ERR_CONNECTION_CLOSED') || line.includes('The connection is closing')), 2000, 'the late callback fault');
+    expect(logged.some((line) => line.includes('callback fault'))).toBe(true);
+    await stillServing(running!.port);
   });
 
   it('survives a close listener and a connection listener that throw', async () => {
@@ -382,6 +444,32 @@ describe('an application that stops reading', () => {
     await send.head();
     expect(send.status).toBe(204);
     expect(received).toHaveLength(100);
+  });
+
+  it('counts held answers against max_queue_size, so that sends to a paused application cannot pile up', async () => {
+    let connection: Connection | undefined;
+    const { port } = await start({ max_queue_size: 64 * 1024 }, (c) => {
+      connection = c;
+      c.on('data', () => undefined);
+      c.pause();
+    });
+    const s = `/echo/0/${randomUUID()}`;
+    await (await RawResponse.open(port, { method: 'POST', path: `${s}/xhr`, body: '' })).body();
+    // Fill the readable side past its mark: from now on every send's answer is held.
+    const first = RawResponse.start(port, { method: 'POST', path: `${s}/xhr_send`, body: JSON.stringify(Array.from({ length: 20 }, () => 'x')) });
+    await sleep(50);
+    expect(first.status).toBe(0);
+    const sends: RawResponse[] = [];
+    for (let i = 0; i < 40 && connection!.readyState === 1; i++) {
+      sends.push(RawResponse.start(port, { method: 'POST', path: `${s}/xhr_send`, body: '[]' }));
+      await sleep(5);
+    }
+    // 64 KiB holds 16 answers of 4 KiB: the session closes before the 40th.
+    const why = await new Promise<CloseReason>((resolve) => connection!.closed$.subscribe(resolve));
+    expect(why).toEqual({ code: 1013, reason: 'Receive queue full' });
+    expect(sends.length).toBeLessThan(40);
+    // Every held answer is released when the session closes.
+    for (const send of [first, ...sends]) expect((await send.head()).status).toBe(204);
   });
 
   it('closes with 1013 when a paused application lets more than max_queue_size pile up', async () => {

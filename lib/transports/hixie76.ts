@@ -234,7 +234,8 @@ export function hixie76Events(
           socket.write(hixieFrame(chunk), flushed);
           if (!flushed) taken?.();
         },
-        // The draft's close carries no code or reason; the SockJS close frame went out before.
+        // The draft's close carries no code or reason: a close by the application sent the SockJS
+        // close frame before; a broken message or a dead peer closes with the close pair alone.
         end: (_why, abort) => (abort ? socket.destroy() : close()),
       },
     };
