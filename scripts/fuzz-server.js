@@ -74,11 +74,15 @@ process.on('warning', (warning) => note('warning', warning.stack || warning.mess
 // The fuzzer owns this process: when it goes, so does the server.
 process.on('disconnect', () => process.exit(0));
 
-/** A Writable that takes one chunk every 20 ms and holds 64 bytes: it pushes back on its source. */
+/**
+ * A Writable that takes one message every 20 ms and holds 4: it pushes back on its source. It
+ * counts messages, not bytes: a byte-counting sink takes empty messages as free and never pushes
+ * back, so a flood of them would wait in the sink itself for minutes.
+ */
 function slowSink() {
   return new Writable({
-    highWaterMark: 64,
-    decodeStrings: false,
+    objectMode: true,
+    highWaterMark: 4,
     write(_chunk, _encoding, done) {
       setTimeout(done, 20).unref();
     },
