@@ -197,6 +197,84 @@ describe('clients that go away', () => {
   });
 });
 
+describe('a client that resets or closes at every stage of every transport', () => {
+  const id = () => `/echo/0/${randomUUID()}`;
+  const post = (path: string, body = '') => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  const exchanges: Array<[string, () => string]> = [
+    ['xhr', () => post(`${id()}/xhr`)],
+    [
+      'xhr, a poll that waits behind the one that opened',
+      () => {
+        const session = id();
+        return post(`${session}/xhr`) + post(`${session}/xhr`);
+      },
+    ],
+    ['xhr_streaming', () => post(`${id()}/xhr_streaming`)],
+    ['eventsource', () => get(`${id()}/eventsource`)],
+    ['htmlfile', () => get(`${id()}/htmlfile?c=cb`)],
+    ['jsonp', () => get(`${id()}/jsonp?c=cb`)],
+    ['xhr_send', () => post(`${id()}/xhr_send`, '["a","b"]')],
+    ['jsonp_send', () => post(`${id()}/jsonp_send`, 'd=%5B%22a%22%5D').replace('\r\n\r\n', '\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n')],
+    ['websocket', () => upgradeHead(`${id()}/websocket`) + '\x81\x85\x00\x00\x00\x00["ab"]'],
+    ['raw websocket', () => upgradeHead('/echo/websocket') + '\x81\x82\x00\x00\x00\x00ab'],
+    ['info', () => get('/echo/info')],
+  ];
+
+  /**
+   * Sends `text` up to `cut` bytes, then resets or closes its side; or, with cut -1, all of it,
+   * leaving on the first byte back or after 100 ms without one (a poll that waits). Resolves
+   * whether the connection closed within 2 s: after a FIN it is the server that must close it.
+   */
+  function cutAt(port: number, text: string, cut: number, how: 'reset' | 'fin'): Promise<boolean> {
+    return new Promise((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: how === 'fin' });
+      socket.on('error', () => undefined);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve(false);
+      }, 2000);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      const leave = () => (how === 'reset' ? socket.resetAndDestroy() : socket.end());
+      if (cut === -1) {
+        const waiting = setTimeout(leave, 100);
+        socket.once('data', () => {
+          clearTimeout(waiting);
+          leave();
+        });
+        socket.write(text);
+      } else {
+        socket.write(text.slice(0, cut), leave);
+      }
+      // What the server answers is read and dropped, so that its closing is seen.
+      socket.resume();
+    });
+  }
+
+  it.each(exchanges)('%s: leaves no session and no socket behind, whatever the cut', async (_name, make) => {
+    const { port, sockjs, http } = await start({ disconnect_delay: 100, hixie76: true });
+    const sample = make();
+    const head = sample.indexOf('\r\n\r\n') + 4;
+    const cuts = [1, Math.floor(head / 2), head - 2, head, Math.floor((head + sample.length) / 2), sample.length, -1];
+    const lingering: string[] = [];
+    for (const cut of [...new Set(cuts)]) {
+      // A session of its own for each cut: one already open would make a poll wait instead.
+      for (const how of ['reset', 'fin'] as const) if (!(await cutAt(port, make(), cut, how))) lingering.push(`${how} at ${cut}`);
+    }
+    expect(lingering).toEqual([]);
+    await eventually(() => sockjs.sessionCount === 0, 3000, 'every session to end');
+    const deadline = Date.now() + 3000;
+    while ((await openConnections(http)) > 0) {
+      if (Date.now() > deadline) throw new Error('a socket is still open 3 s after its client left');
+      await sleep(10);
+    }
+    await stillServing(port);
+  });
+});
+
 describe('client input that could recurse', () => {
   const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
 
@@ -330,6 +408,58 @@ describe('writes to a connection that cannot take them', () => {
     expect(refused).toBeGreaterThanOrEqual(50_000 - closedAt);
     const why = await new Promise<CloseReason>((resolve) => connection!.closed$.subscribe(resolve));
     expect(why).toEqual({ code: 1013, reason: 'Send queue full' });
+    socket.destroy();
+  });
+
+  it('closes with 1013 a websocket that does not read a broadcast flood, and keeps the others', async () => {
+    const { url, sockjs } = await start({ max_queue_size: 256 * 1024 }, () => undefined);
+    const stalled = connect(Number(new URL(url).port), '127.0.0.1');
+    stalled.on('error', () => undefined);
+    stalled.write(upgradeHead(`/echo/0/${randomUUID()}/websocket`));
+    // This client reads nothing from the start.
+    stalled.pause();
+    const reader = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    expect(await reader.next()).toBe('o');
+    await eventually(() => running!.connections.length === 2, 2000, 'both connections');
+    const slow = running!.connections.find((c) => c.remotePort === stalled.localPort)!;
+    const other = running!.connections.find((c) => c !== slow)!;
+    const message = 'b'.repeat(4096);
+    for (let i = 0; i < 5_000 && slow.readyState === 1; i++) {
+      sockjs.broadcast(message);
+      if (i % 50 === 0) await sleep(1);
+    }
+    const why = await new Promise<CloseReason>((resolve) => slow.closed$.subscribe(resolve));
+    expect(why).toEqual({ code: 1013, reason: 'Send queue full' });
+    expect(other.readyState).toBe(1);
+    stalled.destroy();
+    reader.ws.close();
+  });
+
+  it('slows a piped source down to a client that does not read, without closing it', async () => {
+    let connection: Connection | undefined;
+    let produced = 0;
+    const { port } = await start({ max_queue_size: 256 * 1024 }, (c) => {
+      connection = c;
+      new Readable({
+        read() {
+          if (produced >= 100_000) this.push(null);
+          else this.push(`p${produced++}`.padEnd(1024, '.'));
+        },
+      }).pipe(c);
+    });
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(`POST /echo/0/${randomUUID()}/xhr_streaming HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+    socket.pause();
+    await eventually(() => connection !== undefined, 2000, 'the connection');
+    await sleep(500);
+    const stalledAt = produced;
+    await sleep(300);
+    // The source waits for the client: it has stopped, far short of its 100,000 chunks.
+    expect(produced).toBe(stalledAt);
+    expect(produced).toBeLessThan(100_000);
+    expect(connection!.readyState).toBe(1);
+    expect(connection!.writableLength).toBeLessThanOrEqual(256 * 1024);
     socket.destroy();
   });
 
