@@ -561,7 +561,7 @@ class ResponseReceiver implements Receiver, Sink {
       this.headers['Content-Length'] = String(Buffer.byteLength(chunk));
       res.writeHead(200, this.headers);
       res.end(chunk);
-      if (!res.writableFinished) destroyAfter(res, FLUSH_GRACE_MS);
+      this.#boundFlush();
       taken?.();
       return;
     }
@@ -575,8 +575,16 @@ class ResponseReceiver implements Receiver, Sink {
     if (res.writableEnded) return;
     if (!res.headersSent) res.writeHead(200, this.headers);
     res.end();
-    // A client that stops reading would keep the response, and what it holds, for ever.
-    if (!res.writableFinished) destroyAfter(res, FLUSH_GRACE_MS);
+    this.#boundFlush();
+  }
+
+  /**
+   * An ended response whose client does not read would keep its socket, and what waits in it,
+   * for ever; one whose socket is backed up gets `FLUSH_GRACE_MS` to drain. Checked on the
+   * socket's backlog rather than on the response's flush, which would arm a timer for every poll.
+   */
+  #boundFlush(): void {
+    if (this.res.socket?.writableNeedDrain) destroyAfter(this.res, FLUSH_GRACE_MS);
   }
 
   /** Tells `events` when the client drops the response before the server ended it. */
