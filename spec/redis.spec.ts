@@ -1,6 +1,6 @@
 /**
  * `sockjs-rx/redis` against a real redis-server (Debian's), started on a free port for this file.
- * Without redis-server (and no way to install it) the suite is skipped with one line, unless
+ * Without redis-server (`.ci/run` installs it for CI) the suite is skipped with one line, unless
  * CI=true, where it fails.
  */
 import { randomUUID } from 'crypto';
@@ -8,13 +8,13 @@ import { createServer as createHttpServer } from 'http';
 import { connect, createServer as createNetServer, type Socket } from 'net';
 import { createClient } from 'redis';
 import type { Subscription } from 'rxjs';
-import { ensureCommands, type RedisServer, startRedisServer, suiteNeeding, waitUntil } from './helpers/debian-tools';
+import { findCommands, type RedisServer, startRedisServer, suiteNeeding, waitUntil } from './helpers/debian-tools';
 import { listen, type Running } from './helpers/server';
 import { type Client, connectWs } from './helpers/ws-client';
 import { createServer, type Server } from '../lib';
 import { DEFAULT_MAX_HELD_SIZE, DEFAULT_REDIS_PREFIX, type RedisBus, redisBus, type RedisBusOptions } from '../lib/redis';
 
-const tools = suiteNeeding('redis suite', ensureCommands({ 'redis-server': 'redis-server' }));
+const tools = suiteNeeding('redis suite', findCommands({ 'redis-server': 'redis-server' }));
 
 /** How long to keep listening after the expected messages, for a duplicate to show up. */
 const SETTLE_MS = 200;

@@ -5,8 +5,8 @@
  *
  * The workers run the built package (dist/): `npm test` builds it first.
  *
- * haproxy and redis-server are installed with apt-get when missing and this is root; when they
- * cannot be, the suite is skipped with one line, unless CI=true, where it fails.
+ * haproxy and redis-server are Debian's, installed by `.ci/run` for CI; without them the suite is
+ * skipped with one line, unless CI=true, where it fails.
  */
 import { type ChildProcess, execFileSync, spawn } from 'child_process';
 import { randomUUID } from 'crypto';
@@ -15,7 +15,7 @@ import { request } from 'http';
 import { dirname, join } from 'path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { createClient } from 'redis';
-import { ensureCommands, isAlive, type RedisServer, startRedisServer, suiteNeeding, waitUntil } from '../helpers/debian-tools';
+import { findCommands, isAlive, type RedisServer, startRedisServer, suiteNeeding, waitUntil } from '../helpers/debian-tools';
 import { closeAll, NODE_TRANSPORTS, NodeClient, type NodeTransport } from './sockjs-node';
 
 interface Worker {
@@ -61,7 +61,7 @@ const EXAMPLE = join(ROOT, 'examples', 'haproxy');
 const launcher: LauncherModule = require('../../examples/haproxy/start');
 const configs: ConfigModule = require('../../examples/haproxy/config');
 
-const tools = suiteNeeding('haproxy suite', ensureCommands({ haproxy: 'haproxy', 'redis-server': 'redis-server' }));
+const tools = suiteNeeding('haproxy suite', findCommands({ haproxy: 'haproxy', 'redis-server': 'redis-server' }));
 
 /** Longer than every bound inside a test. */
 const TEST_MS = 90_000;

@@ -1,8 +1,8 @@
 /**
- * System programs the deployment suites run (Debian's haproxy and redis-server): finding them,
- * installing them when they are missing and this is root, and a redis-server of a test's own.
+ * System programs the deployment suites run (Debian's haproxy and redis-server): finding them
+ * (`.ci/run` installs them for CI; the tests never do), and a redis-server of a test's own.
  */
-import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import { spawn, type ChildProcess } from 'child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'fs';
 import { createServer, connect } from 'net';
 import { tmpdir } from 'os';
@@ -33,37 +33,16 @@ export function findCommand(name: string): string | null {
 export type Tools<C extends string> = { readonly ok: true; readonly paths: Record<C, string> } | { readonly ok: false; readonly reason: string };
 
 /**
- * Finds each command (command name to its Debian package). If some are missing and this process
- * is root, installs their packages with apt-get, under a lock so that suites running side by side
- * do not race for dpkg, and looks again.
+ * Finds each command (command name to the Debian package that has it). The tests never install
+ * anything: `.ci/run` installs what CI needs, and elsewhere a missing command is reported with
+ * the package to install.
  */
-export function ensureCommands<C extends string>(packages: Record<C, string>): Tools<C> {
+export function findCommands<C extends string>(packages: Record<C, string>): Tools<C> {
   const names = Object.keys(packages) as C[];
-  const lookup = () => names.filter((name) => findCommand(name) === null);
-  let missing = lookup();
+  const missing = names.filter((name) => findCommand(name) === null);
   if (missing.length > 0) {
     const wanted = [...new Set(missing.map((name) => packages[name]))];
-    if (process.getuid?.() !== 0) {
-      return { ok: false, reason: `${missing.join(', ')} not found and not root to run 'apt-get install -y ${wanted.join(' ')}'` };
-    }
-    if (findCommand('apt-get') === null) return { ok: false, reason: `${missing.join(', ')} not found and no apt-get` };
-    // The second suite to get the lock finds the programs there and installs nothing.
-    const script = [
-      `missing=0; for c in ${missing.join(' ')}; do command -v "$c" >/dev/null || [ -x "/usr/sbin/$c" ] || missing=1; done`,
-      `if [ "$missing" = 1 ]; then apt-get update -qq && apt-get install -y -qq ${wanted.join(' ')}; fi`,
-    ].join('; ');
-    try {
-      execFileSync('flock', ['/tmp/sockjs-rx-apt.lock', 'sh', '-c', script], {
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-        timeout: 600_000,
-      });
-    } catch (error) {
-      const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim().split('\n').pop() ?? '';
-      return { ok: false, reason: `apt-get install -y ${wanted.join(' ')} failed: ${stderr || (error as Error).message}` };
-    }
-    missing = lookup();
-    if (missing.length > 0) return { ok: false, reason: `${missing.join(', ')} still not found after apt-get install` };
+    return { ok: false, reason: `${missing.join(', ')} not found; install it with 'apt-get install -y ${wanted.join(' ')}'` };
   }
   const paths = {} as Record<C, string>;
   for (const name of names) paths[name] = findCommand(name)!;
