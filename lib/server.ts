@@ -9,6 +9,7 @@ import { type Observable, Subject } from 'rxjs';
 import { type BroadcastBus, Channel, localBus } from './broadcast';
 import type { Connection } from './connection';
 import { Endpoint } from './endpoint';
+import { sockjsError } from './errors';
 import { optionNotices, resolveOptions, type ServerOptions, validateOptions } from './options';
 
 /** The channel every connection is in, which `broadcast()` publishes on. */
@@ -56,6 +57,8 @@ export class Server extends EventEmitter {
   #installations: Installation[] = [];
   readonly #bus: BroadcastBus;
   readonly #channels = new Map<string, Channel>();
+  /** Set by close(): a closed server cannot be installed again. */
+  #closed = false;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -69,14 +72,16 @@ export class Server extends EventEmitter {
 
   /**
    * Serves this server's prefix on `http` (the `sockjs` package's older API). `options` override
-   * the server's for this installation; call it once per prefix to serve several.
+   * the server's for this installation; call it once per prefix to serve several. Throws
+   * `SOCKJS_ERR_ALREADY_ATTACHED` for a prefix it already serves on `http`, and
+   * `SOCKJS_ERR_SERVER_CLOSED` after `close()`.
    */
   installHandlers(http: HttpServer, options?: ServerOptions): true {
     this.#install(http, options);
     return true;
   }
 
-  /** Serves this server's prefix on `http`. */
+  /** Serves this server's prefix on `http`; throws as `installHandlers` does. */
   attach(http: HttpServer): void {
     this.#install(http);
   }
@@ -115,9 +120,10 @@ export class Server extends EventEmitter {
 
   /**
    * Closes every session with 1001 "Server shutting down", detaches from every HTTP server and
-   * completes `connections$`.
+   * completes `connections$`. The server cannot be installed again afterwards.
    */
   close(): void {
+    this.#closed = true;
     for (const installation of [...this.#installations]) this.#uninstall(installation);
     for (const channel of this.#channels.values()) channel.stop();
     this.#connections.complete();
@@ -128,7 +134,12 @@ export class Server extends EventEmitter {
   }
 
   #install(http: HttpServer, overrides?: ServerOptions): void {
+    if (this.#closed) throw sockjsError('SOCKJS_ERR_SERVER_CLOSED');
     const options = resolveOptions(this.options, overrides);
+    // Two installations of one prefix on one HTTP server would each take the other's requests.
+    if (this.#installations.some((i) => i.http === http && i.endpoint.options.prefix === options.prefix)) {
+      throw sockjsError('SOCKJS_ERR_ALREADY_ATTACHED', options.prefix);
+    }
     for (const notice of optionNotices(overrides)) options.log('info', notice);
     const endpoint = new Endpoint(options, options.scheduler, {
       connection: (connection) => {

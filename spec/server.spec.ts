@@ -88,6 +88,31 @@ describe('installing the server', () => {
     await eventually(() => sockjs.sessionCount === 0, 2000, 'the sessions to expire');
   });
 
+  it('refuses to install one prefix twice on one HTTP server, and allows it on another', () => {
+    const http = createHttpServer();
+    const sockjs = createServer({ log: () => undefined, prefix: '/echo' });
+    sockjs.attach(http);
+    expect(() => sockjs.installHandlers(http)).toThrow(expect.objectContaining({ code: 'SOCKJS_ERR_ALREADY_ATTACHED' }));
+    expect(() => sockjs.installHandlers(http, { prefix: '/echo/' })).toThrow(expect.objectContaining({ code: 'SOCKJS_ERR_ALREADY_ATTACHED' }));
+    expect(() => sockjs.installHandlers(http, { prefix: '/other' })).not.toThrow();
+    expect(() => sockjs.attach(createHttpServer())).not.toThrow();
+    // The refused installation left the HTTP server's listeners as they were.
+    expect(http.listenerCount('request')).toBe(1);
+    sockjs.detach(http);
+    expect(() => sockjs.attach(http)).not.toThrow();
+    sockjs.close();
+  });
+
+  it('refuses to be installed again once closed, so that no connection can reach a completed connections$', () => {
+    const sockjs = createServer({ log: () => undefined, prefix: '/echo' });
+    sockjs.close();
+    const http = createHttpServer();
+    expect(() => sockjs.attach(http)).toThrow(expect.objectContaining({ code: 'SOCKJS_ERR_SERVER_CLOSED' }));
+    expect(() => sockjs.installHandlers(http)).toThrow(expect.objectContaining({ code: 'SOCKJS_ERR_SERVER_CLOSED' }));
+    expect(http.listenerCount('request')).toBe(0);
+    expect(http.listenerCount('upgrade')).toBe(0);
+  });
+
   it('listen() creates a server and installs it in one call', async () => {
     const http = createHttpServer();
     listenSockjs(http, { prefix: '/x', log: () => undefined });
