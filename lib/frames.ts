@@ -14,7 +14,8 @@ const ESCAPABLE = /[\u0000-\u001f\ud800-\udfff\u200c-\u200f\u2028-\u202f\u2060-\
  */
 const NOT_RAW = /[^\u0020\u0021\u0023-\u005b\u005d-\u200b\u2010-\u2027\u2030-\u205f\u2070-\ud7ff\ue000-\uffef]/;
 
-function escapeChar(c: string): string {
+/** One UTF-16 code unit as a lower-case `\uXXXX` escape, as JSON writes it. */
+export function escapeChar(c: string): string {
   return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
 }
 

@@ -123,7 +123,8 @@ export interface ResolvedOptions {
 
 export const DEFAULT_SOCKJS_URL = 'https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js';
 
-function defaultLog(severity: string, message: string): void {
+/** The default `log`: error lines to `console.error`, nothing else. */
+export function defaultLog(severity: string, message: string): void {
   if (severity === 'error') console.error(message);
 }
 

@@ -13,7 +13,7 @@ import { Observable, type Subscriber } from 'rxjs';
 import { createClient, type RedisClientOptions } from 'redis';
 import type { BroadcastBus } from './broadcast';
 import { sockjsError } from './errors';
-import type { LogSeverity } from './options';
+import { defaultLog, type LogSeverity } from './options';
 
 /** Options of `redisBus`. */
 export interface RedisBusOptions {
@@ -179,10 +179,6 @@ interface Trouble {
   failure: string;
   /** Still held when close() could not send them. */
   droppedAtClose: number;
-}
-
-function defaultLog(severity: LogSeverity, message: string): void {
-  if (severity === 'error') console.error(message);
 }
 
 /**

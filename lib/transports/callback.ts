@@ -2,6 +2,7 @@
  * What `htmlfile` and `jsonp` share: the client's callback name, checked before it is written into
  * a page or a script, and the JSON string literal a frame travels in (PROTOCOL.md 5.5 and 5.6).
  */
+import { escapeChar } from '../frames';
 import { protocolError, type StaticResponse } from '../http/pages';
 
 export const CALLBACK_REQUIRED = protocolError('"callback" parameter required');
@@ -29,10 +30,6 @@ export function parseCallback(query: URLSearchParams, maxLength = Infinity): str
 // line terminators to JavaScript engines before ES2019 and end a string literal there. Both
 // escapes leave the value of the literal unchanged.
 const UNSAFE_IN_SCRIPT = /[<\u2028\u2029]/g;
-
-function escapeChar(c: string): string {
-  return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
-}
 
 /** `frame` as a JSON string literal that is safe inside a script element. */
 export function scriptString(frame: string): string {
