@@ -166,7 +166,8 @@ class HeldQueue {
 
 /**
  * A time when publishing did not go as it should (Redis unreachable, PUBLISH failing, or the held
- * queue full): what was lost in it is said in one line when it ends, not one line per message.
+ * queue full): what was lost in it is said in one line when it ends, not one line per message,
+ * and a full held queue once more when dropping starts.
  */
 interface Trouble {
   /** What it was, for the line: "Redis unreachable", "PUBLISH failing"… */
@@ -201,7 +202,7 @@ const count = (n: number): string => n.toLocaleString('en-US');
  * last one leaves. Connection errors are logged and node-redis reconnects by itself. What is
  * published while Redis is unreachable is held by the bus, up to `max_held_size`, and sent in
  * order once both connections are back and the subscriptions confirmed; what is dropped or fails
- * is counted (`stats()`) and said in one line per outage. Subscribers of other processes miss
+ * is counted (`stats()`) and said in one line per outage (and one when dropping starts). Subscribers of other processes miss
  * what Redis delivered while they were away, as always with pub/sub.
  */
 export function redisBus(options: RedisBusOptions = {}): RedisBus {
@@ -295,7 +296,10 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
     const dropped = held.push(channel, message);
     if (dropped === 0) return;
     counts.dropped += dropped;
-    troubled(publisher.isReady && subscriber.isReady ? 'subscriptions unconfirmed' : 'Redis unreachable').dropped += dropped;
+    const t = troubled(publisher.isReady && subscriber.isReady ? 'subscriptions unconfirmed' : 'Redis unreachable');
+    // Said at once, for an outage that may last: the count follows when it ends.
+    if (t.dropped === 0) log('error', `sockjs-rx/redis: ${t.what}: the held queue is full (max_held_size ${count(maxHeldSize)} bytes); the oldest publishes are dropped until it drains`);
+    t.dropped += dropped;
   };
 
   /** Sends what was held, in order, as far as the connections allow; ends the trouble once all is out. */

@@ -454,7 +454,7 @@ async function relay(port: number): Promise<{ readonly url: string; open: boolea
       expect(lines.filter((line) => / dropped/.test(line))).toEqual([]);
     }, 60_000);
 
-    it('drops the oldest publishes past max_held_size, counts them, and says so in one line once Redis is back', async () => {
+    it('drops the oldest publishes past max_held_size, counts them, and says so when it starts and, with the count, once Redis is back', async () => {
       const own = await startRedis();
       const { b, lines } = loggedBus(own.url, { max_held_size: 10_000 });
       const channel = randomUUID();
@@ -480,10 +480,12 @@ async function relay(port: number): Promise<{ readonly url: string; open: boolea
       expect(received).toEqual(sent.slice(1950));
       expect(b.stats()).toEqual({ published: 50, failed: 0, dropped: 1950, held: 0, heldSize: 0 });
       const errors = lines.filter((line) => line.startsWith('error '));
+      // One line when dropping starts, one with the count when the outage ends.
       expect(errors.filter((line) => line.includes('dropped'))).toEqual([
+        'error sockjs-rx/redis: Redis unreachable: the held queue is full (max_held_size 10,000 bytes); the oldest publishes are dropped until it drains',
         expect.stringMatching(/^error sockjs-rx\/redis: Redis unreachable for \d+\.\d s: 1,950 publishes dropped \(held queue full: max_held_size 10,000 bytes\)$/),
       ]);
-      expect(errors).toHaveLength(3);
+      expect(errors).toHaveLength(4);
     }, 60_000);
 
     it('keeps what it holds within max_held_size, and close() says in one line what it could not send', async () => {
@@ -507,6 +509,7 @@ async function relay(port: number): Promise<{ readonly url: string; open: boolea
       expect(b.stats()).toEqual({ published: 0, failed: 0, dropped: 100_000, held: 0, heldSize: 0 });
       const errors = lines.filter((line) => line.startsWith('error '));
       expect(errors.filter((line) => line.includes('dropped'))).toEqual([
+        'error sockjs-rx/redis: Redis unreachable: the held queue is full (max_held_size 8,388,608 bytes); the oldest publishes are dropped until it drains',
         expect.stringMatching(
           /^error sockjs-rx\/redis: Redis unreachable for \d+\.\d s: 92,297 publishes dropped \(held queue full: max_held_size 8,388,608 bytes\), 7,703 held ones dropped at close\(\)$/,
         ),
