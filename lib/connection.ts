@@ -248,6 +248,19 @@ export class Connection extends Duplex {
     this.close(INTERNAL_ERROR.code, INTERNAL_ERROR.reason);
   }
 
+  /**
+   * Sends `chunk` if given, as `write` does (dropped on a closing connection), then closes the
+   * session normally. A callback runs guarded, like a write callback.
+   */
+  override end(chunk?: unknown, encoding?: unknown, callback?: unknown): this {
+    const given = [chunk, encoding, callback].find((arg): arg is WriteCallback => typeof arg === 'function');
+    if (typeof chunk !== 'function' && chunk !== undefined && chunk !== null) {
+      this.write(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined);
+    }
+    if (!given) return super.end();
+    return super.end((error?: Error | null) => this.#guard('end callback', () => given(error)));
+  }
+
   /** Sends one message; `false` asks the caller to wait for `drain`, as `write` does. */
   send(message: string): boolean {
     return this.write(message);

@@ -64,9 +64,11 @@ const ORIGIN_REFUSED = errorText(403, 'Origin not allowed.');
 const SHUTTING_DOWN_ANSWER = errorText(503, 'Server shutting down.');
 /**
  * What an HTTP send whose answer waits for the application to read is counted as, against
- * `max_queue_size`: its request, its response and their socket, about 2 KB of heap, doubled.
+ * `max_queue_size`: its request, its response and their socket, about 5.3 KB of heap measured.
  */
-const HELD_ANSWER_COST = 4096;
+const HELD_ANSWER_COST = 8192;
+/** Receiving requests one connection may have waiting behind others (HTTP pipelining). */
+const MAX_PIPELINED_RECEIVERS = 8;
 /** What an endpoint whose pipeline has failed answers. */
 const UNAVAILABLE = errorText(503, 'Service unavailable.');
 
@@ -111,6 +113,8 @@ export class Endpoint {
   /** Set when the pipeline has failed: from then on every request is answered 503 here. */
   #stopped = false;
   #sessions = 0;
+  /** Per connection, the receiving requests pipelined on it that wait for their turn. */
+  readonly #pipelined = new WeakMap<Duplex, Set<() => void>>();
   /** Sessions with a connection, so that closing the endpoint can close each of them. */
   readonly #open = new Set<SessionContext<Connection>>();
 
@@ -351,8 +355,13 @@ export class Endpoint {
       // no socket, and Node may have stopped reading that connection, so that neither the
       // client's leaving nor anything written would ever be seen. The session is not touched
       // until the response's turn comes; a client that goes away before ends nothing.
+      const waiting = this.#waitingOn(req.socket);
+      if (waiting === null) {
+        subscriber.complete();
+        return undefined;
+      }
       const turn = () => {
-        req.off('close', gone);
+        waiting.delete(gone);
         start();
       };
       const gone = () => {
@@ -360,13 +369,38 @@ export class Endpoint {
         subscriber.complete();
       };
       res.once('socket', turn);
-      req.once('close', gone);
+      waiting.add(gone);
       return () => {
         res.off('socket', turn);
-        req.off('close', gone);
+        waiting.delete(gone);
         receiver.unsubscribe();
       };
     });
+  }
+
+  /**
+   * The receivers waiting for their turn on `socket`, told when it closes (its requests' own
+   * `close` does not come once the socket has been handed to an `upgrade`). Null when the
+   * connection already has `MAX_PIPELINED_RECEIVERS` waiting: it is destroyed then, since each
+   * costs far more to hold than its few bytes cost to send, and no SockJS client pipelines.
+   */
+  #waitingOn(socket: Duplex): Set<() => void> | null {
+    let waiting = this.#pipelined.get(socket);
+    if (!waiting) {
+      const created = new Set<() => void>();
+      waiting = created;
+      this.#pipelined.set(socket, created);
+      socket.once('close', () => {
+        this.#pipelined.delete(socket);
+        for (const gone of [...created]) gone();
+      });
+    }
+    if (waiting.size >= MAX_PIPELINED_RECEIVERS) {
+      this.#log('info', `a connection pipelined more than ${MAX_PIPELINED_RECEIVERS} receiving requests: dropped`);
+      socket.destroy();
+      return null;
+    }
+    return waiting;
   }
 
   #send(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: string, base: Headers): Observable<SessionEvent> {
@@ -580,11 +614,11 @@ class ResponseReceiver implements Receiver, Sink {
 
   /**
    * An ended response whose client does not read would keep its socket, and what waits in it,
-   * for ever; one whose socket is backed up gets `FLUSH_GRACE_MS` to drain. Checked on the
-   * socket's backlog rather than on the response's flush, which would arm a timer for every poll.
+   * for ever: one that has not reached the kernel at once gets `FLUSH_GRACE_MS` to drain. (One
+   * that has is finished already, and Node's `keepAliveTimeout` closes the idle connection.)
    */
   #boundFlush(): void {
-    if (this.res.socket?.writableNeedDrain) destroyAfter(this.res, FLUSH_GRACE_MS);
+    if (!this.res.writableFinished) destroyAfter(this.res, FLUSH_GRACE_MS);
   }
 
   /** Tells `events` when the client drops the response before the server ended it. */

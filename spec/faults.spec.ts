@@ -156,6 +156,19 @@ describe('clients that go away', () => {
     expect(sockjs.sessionCount).toBe(0);
   });
 
+  it('drops a connection that pipelines more than 8 receivers behind an unanswered request', async () => {
+    const { port, sockjs, logged } = await start({ disconnect_delay: 100 });
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    let text = 'GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n';
+    for (let i = 0; i < 9; i++) text += `POST /echo/0/${randomUUID()}/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`;
+    socket.write(text);
+    await closed;
+    expect(sockjs.sessionCount).toBe(0);
+    expect(logged).toContain('info a connection pipelined more than 8 receiving requests: dropped');
+  });
+
   it('serves pipelined receivers in turn once the requests before them are answered', async () => {
     const { port, sockjs } = await start({ disconnect_delay: 100 });
     const socket = connect(port, '127.0.0.1');
@@ -363,6 +376,19 @@ describe('applications that throw', () => {
     expect(await client.next()).toBe('c[1011,"Internal error"]');
     await eventually(() => logged.some((line) => line.includes('SOCKJS_ERR_CONNECTION_CLOSED') || line.includes('The connection is closing')), 2000, 'the late callback fault');
     expect(logged.some((line) => line.includes('callback fault'))).toBe(true);
+    await stillServing(running!.port);
+  });
+
+  it('guards an end() callback that throws', async () => {
+    const { url, logged } = await start({}, (c) =>
+      c.end(() => {
+        throw new Error('end callback fault');
+      }),
+    );
+    const client = await connectWs(`${url.replace('http', 'ws')}/echo/0/${randomUUID()}/websocket`);
+    expect(await client.next()).toBe('o');
+    expect(await client.next()).toBe('c[1000,"Normal closure"]');
+    await eventually(() => logged.some((line) => line.includes('end callback fault')), 2000, 'the fault to be logged');
     await stillServing(running!.port);
   });
 
@@ -594,7 +620,7 @@ describe('an application that stops reading', () => {
       sends.push(RawResponse.start(port, { method: 'POST', path: `${s}/xhr_send`, body: '[]' }));
       await sleep(5);
     }
-    // 64 KiB holds 16 answers of 4 KiB: the session closes before the 40th.
+    // 64 KiB holds 8 answers of 8 KiB: the session closes long before the 40th.
     const why = await new Promise<CloseReason>((resolve) => connection!.closed$.subscribe(resolve));
     expect(why).toEqual({ code: 1013, reason: 'Receive queue full' });
     expect(sends.length).toBeLessThan(40);
