@@ -37,7 +37,7 @@ import {
 import { destroyAfter, FLUSH_GRACE_MS, respond, respondOnSocket, setHeaders } from './http/respond';
 import { faultText } from './errors';
 import type { ResolvedOptions } from './options';
-import { parsePayload, TOO_MANY_MESSAGES } from './payload';
+import { parsePayload } from './payload';
 import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
 import { onFlush, type Receiver, type Sink } from './session/receiver';
 import { INTERNAL_ERROR, INTERRUPTED, type SessionEvent, type SessionKey, SHUTTING_DOWN } from './session/reducer';
@@ -413,7 +413,8 @@ export class Endpoint {
       }
       const payload = parsePayload(transport.payload(mediaType(req.headers['content-type']), body), this.options.max_payload_messages);
       if (!payload.ok) {
-        const tooMany = payload === TOO_MANY_MESSAGES;
+        // Too many messages is ours, not the protocol's: 413, as for a body over max_message_size.
+        const tooMany = payload.error === 'Too many messages.';
         this.#answer(req, res, tooMany ? errorText(413, payload.error) : protocolError(payload.error), headers);
         return undefined;
       }

@@ -18,7 +18,7 @@ export type PayloadError = 'Payload expected.' | 'Broken JSON encoding.' | 'Too 
 
 const expected: Payload = { ok: false, error: 'Payload expected.' };
 const broken: Payload = { ok: false, error: 'Broken JSON encoding.' };
-export const TOO_MANY_MESSAGES: Payload = { ok: false, error: 'Too many messages.' };
+const tooMany: Payload = { ok: false, error: 'Too many messages.' };
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -95,7 +95,7 @@ export function parsePayload(body: string | undefined, maxMessages = Infinity): 
   if (!parsed) return broken;
   const { value } = parsed;
   if (!Array.isArray(value)) return expected;
-  if (value.length > maxMessages) return TOO_MANY_MESSAGES;
+  if (value.length > maxMessages) return tooMany;
   return { ok: true, messages: messagesOf(value, body) };
 }
 
@@ -109,6 +109,6 @@ export function parseWebsocketPayload(text: string, maxMessages = Infinity): Pay
   if (!parsed) return broken;
   const { value } = parsed;
   if (!Array.isArray(value)) return { ok: true, messages: [typeof value === 'string' ? value : text.trim()] };
-  if (value.length > maxMessages) return TOO_MANY_MESSAGES;
+  if (value.length > maxMessages) return tooMany;
   return { ok: true, messages: messagesOf(value, text) };
 }
