@@ -3,8 +3,11 @@
  * open request). RxJS's `groupBy` with a `duration` and `mergeMap` keep each inner subscription
  * in an array on their parent subscription, so ending one of n sessions scans all n: with
  * thousands of sessions that scan was a tenth of the server's time. These keep them in a Map
- * or a Set, so a session starts and ends in constant time, and behave as those operators
- * otherwise do.
+ * or a Set, so a session starts and ends in constant time. They behave as those operators do,
+ * with one difference: `groupUntil` has no reference counting. Unsubscribing from its output
+ * (a `take(1)` after it, say) unsubscribes from the source at once, and every group stops
+ * receiving, where `groupBy` would keep the source while a group is subscribed. The session
+ * table never unsubscribes from it but to stop every session.
  */
 import { from, type GroupedObservable, Observable, type ObservableInput, type OperatorFunction, Subscriber, type TeardownLogic } from 'rxjs';
 

@@ -1,4 +1,4 @@
-import { catchError, type GroupedObservable, map, mergeMap, Observable, of, Subject, toArray } from 'rxjs';
+import { catchError, groupBy, type GroupedObservable, map, mergeMap, Observable, of, Subject, take, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { groupUntil, mergeEach } from '../../lib/session/keyed';
 
@@ -18,6 +18,24 @@ describe('groupUntil', () => {
       );
       expectObservable(groups).toBe('-------x---(yz|)', { x: 'a:a1,a2,a.', y: 'b:b1', z: 'a:a3' });
     });
+  });
+
+  it('stops every group when its own subscriber unsubscribes, where groupBy would keep a subscribed group fed', () => {
+    const source = new Subject<string>();
+    const seen: string[] = [];
+    // take(1) unsubscribes from the groups' stream after the first group; groupBy's reference
+    // counting would keep the source, and so that group, alive. groupUntil lets go at once.
+    source.pipe(groupUntil((value) => value[0], () => false), take(1)).subscribe((group$) => group$.subscribe((value) => seen.push(value)));
+    source.next('a1');
+    source.next('a2');
+    expect(seen).toEqual(['a1']);
+    expect(source.observed).toBe(false);
+    const viaGroupBy: string[] = [];
+    const other = new Subject<string>();
+    other.pipe(groupBy((value) => value[0]), take(1)).subscribe((group$) => group$.subscribe((value) => viaGroupBy.push(value)));
+    other.next('a1');
+    other.next('a2');
+    expect(viaGroupBy).toEqual(['a1', 'a2']);
   });
 
   it('errors every open group, then the output', () => {
