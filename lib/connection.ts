@@ -10,7 +10,8 @@ import { Duplex } from 'stream';
 import { StringDecoder } from 'string_decoder';
 import { AsyncSubject, type Observable, Subject } from 'rxjs';
 import { faultText, sockjsError } from './errors';
-import { type CloseReason, INTERNAL_ERROR, messageCost, RECEIVE_QUEUE_FULL, SEND_QUEUE_FULL, type SessionEvent, type SessionKey } from './session/reducer';
+import { messageCost, type SessionEvent, type SessionKey } from './session/reducer';
+import { type CloseReason, CLOSE_REASONS } from './errors';
 
 /** WebSocket-style ready states, as the `sockjs` package numbers them. */
 export type ReadyState = 0 | 1 | 2 | 3;
@@ -205,7 +206,7 @@ export class Connection extends Duplex {
     // A writer that ignores backpressure would grow this buffer without bound; past the limit
     // the client is taken to be too slow for the stream it is sent.
     if (this.#sending > this.#maxQueueSize) {
-      this.close(SEND_QUEUE_FULL.code, SEND_QUEUE_FULL.reason);
+      this.close(CLOSE_REASONS.SEND_QUEUE_FULL.code, CLOSE_REASONS.SEND_QUEUE_FULL.reason);
       return false;
     }
     if (!accepted) return false;
@@ -245,7 +246,7 @@ export class Connection extends Duplex {
 
   #fault(what: string, error: unknown): void {
     this.#log('error', `connection ${String(this.#key)}: ${what}: ${faultText(error)}`);
-    this.close(INTERNAL_ERROR.code, INTERNAL_ERROR.reason);
+    this.close(CLOSE_REASONS.INTERNAL_ERROR.code, CLOSE_REASONS.INTERNAL_ERROR.reason);
   }
 
   /**
@@ -351,7 +352,7 @@ export class Connection extends Duplex {
       this.#receiving += messageCost(message);
       reading = this.push(message) && reading;
       if (this.#receiving > this.#maxQueueSize) {
-        this.close(RECEIVE_QUEUE_FULL.code, RECEIVE_QUEUE_FULL.reason);
+        this.close(CLOSE_REASONS.RECEIVE_QUEUE_FULL.code, CLOSE_REASONS.RECEIVE_QUEUE_FULL.reason);
         return true;
       }
     }
@@ -373,7 +374,7 @@ export class Connection extends Duplex {
       this.#receiving -= cost;
       then();
     });
-    if (this.#receiving > this.#maxQueueSize) this.close(RECEIVE_QUEUE_FULL.code, RECEIVE_QUEUE_FULL.reason);
+    if (this.#receiving > this.#maxQueueSize) this.close(CLOSE_REASONS.RECEIVE_QUEUE_FULL.code, CLOSE_REASONS.RECEIVE_QUEUE_FULL.reason);
   }
 
   #close(why: CloseReason): void {

@@ -30,9 +30,7 @@ import {
   methodNotAllowed,
   notFound,
   preflight,
-  protocolError,
   type StaticResponse,
-  errorText,
 } from './http/pages';
 import { destroyAfter, FLUSH_GRACE_MS, respond, respondOnSocket, setHeaders } from './http/respond';
 import { faultText } from './errors';
@@ -40,14 +38,13 @@ import type { ResolvedOptions } from './options';
 import { parsePayload } from './payload';
 import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
 import { onFlush, type Receiver, type Sink } from './session/receiver';
-import { INTERNAL_ERROR, INTERRUPTED, type SessionEvent, type SessionKey, SHUTTING_DOWN } from './session/reducer';
+import { type SessionEvent, type SessionKey } from './session/reducer';
 import { mergeEach } from './session/keyed';
 import { type Performed, type SessionContext, sessionTable } from './session/session';
 import { isFramer, mediaType, type ReceivingTransport, type SendingTransport } from './transports/transport';
 import {
   createWebsocketServer,
-  NOT_A_WEBSOCKET,
-  RAW_WEBSOCKET,
+    RAW_WEBSOCKET,
   refuseUpgrade,
   SOCKJS_WEBSOCKET,
   websocketEvents,
@@ -58,10 +55,8 @@ import { htmlfile } from './transports/htmlfile';
 import { jsonpPolling, jsonpSend } from './transports/jsonp';
 import { hixie76Events, isHixie76 } from './transports/hixie76';
 import { xhrPolling, xhrSend, xhrStreaming } from './transports/xhr';
+import { CLOSE_REASONS, HTTP_ERRORS } from './errors';
 
-const ORIGIN_REFUSED = errorText(403, 'Origin not allowed.');
-/** What a request still waiting when the endpoint closes is answered, if nothing was sent yet. */
-const SHUTTING_DOWN_ANSWER = errorText(503, 'Server shutting down.');
 /**
  * What an HTTP send whose answer waits for the application to read is counted as, against
  * `max_queue_size`: its request, its response and their socket, about 5.3 KB of heap measured.
@@ -69,8 +64,6 @@ const SHUTTING_DOWN_ANSWER = errorText(503, 'Server shutting down.');
 const HELD_ANSWER_COST = 8192;
 /** Receiving requests one connection may have waiting behind others (HTTP pipelining). */
 const MAX_PIPELINED_RECEIVERS = 8;
-/** What an endpoint whose pipeline has failed answers. */
-const UNAVAILABLE = errorText(503, 'Service unavailable.');
 
 const RECEIVING: Partial<Record<SessionEndpoint, ReceivingTransport>> = {
   xhr: xhrPolling,
@@ -157,7 +150,7 @@ export class Endpoint {
     const target = this.#route(req);
     if (target.kind === 'outside') return false;
     if (this.#stopped) {
-      respond(res, UNAVAILABLE, { Connection: 'close' });
+      respond(res, HTTP_ERRORS.UNAVAILABLE, { Connection: 'close' });
       return true;
     }
     try {
@@ -165,7 +158,7 @@ export class Endpoint {
     } catch (error) {
       // The last guard between the pipeline and Node's 'request' event.
       this.#fault(`${req.method} ${req.url}`, error);
-      if (!res.headersSent) respond(res, errorText(500, 'Internal Server Error'), { Connection: 'close' });
+      if (!res.headersSent) respond(res, HTTP_ERRORS.INTERNAL, { Connection: 'close' });
       else res.destroy();
     }
     return true;
@@ -179,7 +172,7 @@ export class Endpoint {
     // connection must not take the process down, whatever becomes of the socket.
     socket.on('error', this.#socketError);
     if (this.#stopped) {
-      respondOnSocket(socket, UNAVAILABLE);
+      respondOnSocket(socket, HTTP_ERRORS.UNAVAILABLE);
       return true;
     }
     try {
@@ -201,7 +194,7 @@ export class Endpoint {
   close(): void {
     // Each session is closed as if by its application: pending polls and open streams get the
     // close frame, websockets a close frame, and every connection its close event.
-    for (const session of [...this.#open]) session.post({ type: 'close', key: session.key, why: SHUTTING_DOWN });
+    for (const session of [...this.#open]) session.post({ type: 'close', key: session.key, why: CLOSE_REASONS.SHUTTING_DOWN });
     this.#http$.complete();
     this.#subscription.unsubscribe();
   }
@@ -231,7 +224,7 @@ export class Endpoint {
       // A fault in one request (a throwing jsessionid function, say) is answered with 500 and
       // logged; it must not stop the pipeline that serves every other request.
       this.#fault(`${event.req.method} ${event.req.url}`, error);
-      const response = errorText(500, 'Internal Server Error');
+      const response = HTTP_ERRORS.INTERNAL;
       if (event.type === 'upgrade') respondOnSocket(event.socket, response);
       else if (event.res.headersSent) event.res.destroy();
       else respond(event.res, response);
@@ -249,7 +242,7 @@ export class Endpoint {
   #request(req: IncomingMessage, res: ServerResponse, target: Route): Observable<SessionEvent> {
     const now = this.#scheduler.now();
     if ((target.kind === 'info' || target.kind === 'preflight' || target.kind === 'session') && this.#refusedOrigin(req)) {
-      return this.#answer(req, res, ORIGIN_REFUSED);
+      return this.#answer(req, res, HTTP_ERRORS.ORIGIN_REFUSED);
     }
     switch (target.kind) {
       case 'greeting':
@@ -283,7 +276,7 @@ export class Endpoint {
       case 'method-not-allowed':
         return this.#answer(req, res, methodNotAllowed(target.allow));
       case 'raw-websocket':
-        return this.#answer(req, res, NOT_A_WEBSOCKET);
+        return this.#answer(req, res, HTTP_ERRORS.NOT_A_WEBSOCKET);
       case 'session':
         return this.#session(req, res, target.endpoint, target.sessionId);
       case 'outside':
@@ -319,7 +312,7 @@ export class Endpoint {
   }
 
   #session(req: IncomingMessage, res: ServerResponse, endpoint: SessionEndpoint, sessionId: string): Observable<SessionEvent> {
-    if (endpoint === 'websocket') return this.#answer(req, res, NOT_A_WEBSOCKET);
+    if (endpoint === 'websocket') return this.#answer(req, res, HTTP_ERRORS.NOT_A_WEBSOCKET);
     const headers = this.#sessionHeaders(req, res);
     const receiving = RECEIVING[endpoint];
     if (receiving) return this.#receive(req, res, receiving, sessionId, headers);
@@ -408,14 +401,12 @@ export class Endpoint {
     const read = (body: Body): SessionEvent | undefined => {
       if (body === null) {
         // The rest of the body is not read: the connection closes after the answer.
-        this.#answer(req, res, errorText(413, 'Payload too large.'), mergeHeaders(headers, { Connection: 'close' }));
+        this.#answer(req, res, HTTP_ERRORS.PAYLOAD_TOO_LARGE, mergeHeaders(headers, { Connection: 'close' }));
         return undefined;
       }
       const payload = parsePayload(transport.payload(mediaType(req.headers['content-type']), body), this.options.max_payload_messages);
       if (!payload.ok) {
-        // Too many messages is ours, not the protocol's: 413, as for a body over max_message_size.
-        const tooMany = payload.error === 'Too many messages.';
-        this.#answer(req, res, tooMany ? errorText(413, payload.error) : protocolError(payload.error), headers);
+        this.#answer(req, res, HTTP_ERRORS[payload.error], headers);
         return undefined;
       }
       const reply = {
@@ -431,12 +422,12 @@ export class Endpoint {
         return read(body);
       } catch (error) {
         this.#fault(`${req.method} ${req.url}`, error);
-        respond(res, errorText(500, 'Internal Server Error'), mergeHeaders(headers, { Connection: 'close' }));
+        respond(res, HTTP_ERRORS.INTERNAL, mergeHeaders(headers, { Connection: 'close' }));
         return undefined;
       }
     };
     return readBody(req, this.options.max_message_size, guarded, () =>
-      respond(res, SHUTTING_DOWN_ANSWER, mergeHeaders(headers, { Connection: 'close' })),
+      respond(res, HTTP_ERRORS.SHUTTING_DOWN, mergeHeaders(headers, { Connection: 'close' })),
     );
   }
 
@@ -452,8 +443,8 @@ export class Endpoint {
     else if (target.kind === 'session' && target.endpoint === 'websocket') kind = SOCKJS_WEBSOCKET;
     else if (target.kind === 'not-found') return refuse(notFound(target.cacheable, this.#scheduler.now()));
     else if (target.kind === 'method-not-allowed') return refuse(methodNotAllowed(target.allow));
-    else return refuse(errorText(400, 'Can "Upgrade" only to "WebSocket".'));
-    if (this.#refusedOrigin(req)) return refuse(ORIGIN_REFUSED);
+    else return refuse(HTTP_ERRORS.UPGRADE_NOT_WEBSOCKET);
+    if (this.#refusedOrigin(req)) return refuse(HTTP_ERRORS.ORIGIN_REFUSED);
     const refusal = refuseUpgrade(req, kind);
     if (refusal) return refuse(refusal);
     const key = ++this.#websockets;
@@ -483,7 +474,7 @@ export class Endpoint {
     } catch (error) {
       const { session } = performed;
       this.#fault(`session ${String(session.key)}: ${performed.effect.type}`, error);
-      session.post({ type: 'close', key: session.key, why: INTERNAL_ERROR });
+      session.post({ type: 'close', key: session.key, why: CLOSE_REASONS.INTERNAL_ERROR });
     }
   }
 
@@ -547,7 +538,7 @@ export class Endpoint {
         break;
       case 'end':
         // Every path to the end has told the connection already; this only guards against a gap.
-        if (session.connection) closeConnection(session.connection, INTERRUPTED);
+        if (session.connection) closeConnection(session.connection, CLOSE_REASONS.INTERRUPTED);
         session.connection = null;
         this.#open.delete(session);
         break;
@@ -632,7 +623,7 @@ class ResponseReceiver implements Receiver, Sink {
     const events = this.#events;
     if (!events) return;
     this.#events = null;
-    if (!this.res.writableEnded) events.next({ type: 'detach', key: this.key, receiverId: this.id, why: INTERRUPTED });
+    if (!this.res.writableEnded) events.next({ type: 'detach', key: this.key, receiverId: this.id, why: CLOSE_REASONS.INTERRUPTED });
     events.complete();
   };
 
@@ -644,7 +635,7 @@ class ResponseReceiver implements Receiver, Sink {
     // Nothing to answer once the client's connection is gone (a pipelined response has none of its own).
     if (res.writableEnded || res.destroyed || res.req.socket?.destroyed !== false) return;
     if (res.headersSent) res.end();
-    else respond(res, SHUTTING_DOWN_ANSWER, { Connection: 'close' });
+    else respond(res, HTTP_ERRORS.SHUTTING_DOWN, { Connection: 'close' });
   }
 }
 

@@ -1,7 +1,14 @@
 /**
- * Every error sockjs-rx raises, declared once. Each carries a stable `code` that callers can test
- * instead of matching message text.
+ * Every error sockjs-rx raises or answers with, declared once, in three tables:
+ *
+ * - `ERRORS`: thrown to the application, each with a stable `code` to test instead of its text.
+ * - `HTTP_ERRORS`: the answers to requests that will not be served, by name: status and body.
+ *   (404 and 405 depend on the route: `notFound` and `methodNotAllowed` in http/pages.ts.)
+ * - `CLOSE_REASONS`: the code and reason of every close the server itself makes, in close frames,
+ *   websocket close frames and `Connection`'s `close` event, beside the application's own.
  */
+import type { StaticResponse } from './http/pages';
+
 export const ERRORS = {
   SOCKJS_ERR_INVALID_OPTION: (name: string, expected: string) =>
     `Invalid option "${name}": expected ${expected}`,
@@ -36,3 +43,71 @@ export function sockjsError<C extends SockjsErrorCode>(
 export function faultText(error: unknown): string {
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
 }
+
+/** A plain-text error answer. */
+const plain = (status: number, body: string): StaticResponse => ({ status, headers: { 'Content-Type': 'text/plain; charset=UTF-8' }, body });
+
+/** One of the protocol's own errors: 500 with its exact text and no Content-Type, as the reference server answers. */
+const protocol = (body: string): StaticResponse => ({ status: 500, headers: {}, body });
+
+export const HTTP_ERRORS = {
+  /** The `origins` option refused the request's Origin. */
+  ORIGIN_REFUSED: plain(403, 'Origin not allowed.'),
+  /** A send's body is over `max_message_size`; the connection closes after the answer. */
+  PAYLOAD_TOO_LARGE: plain(413, 'Payload too large.'),
+  /** A send carries more messages than `max_payload_messages`. */
+  TOO_MANY_MESSAGES: plain(413, 'Too many messages.'),
+  /** A send's body is empty, not a JSON array, or of a media type its transport does not read. */
+  PAYLOAD_EXPECTED: protocol('Payload expected.'),
+  /** A send's body is not JSON. */
+  BROKEN_JSON: protocol('Broken JSON encoding.'),
+  /** `htmlfile` or `jsonp` without a callback name. */
+  CALLBACK_REQUIRED: protocol('"callback" parameter required'),
+  /** A callback name with a character other than letters, digits, `-`, `_` and `.`, or too long. */
+  CALLBACK_INVALID: protocol('invalid "callback" parameter'),
+  /** A plain GET, or an upgrade to something else, on a websocket URL. */
+  NOT_A_WEBSOCKET: plain(400, 'Not a valid websocket request'),
+  /** The raw `/websocket` endpoint asked for a draft older than RFC 6455. */
+  WEBSOCKET_VERSION: plain(400, 'Only supported WebSocket protocol is RFC 6455.'),
+  /** An upgrade on a URL that is no websocket. */
+  UPGRADE_NOT_WEBSOCKET: plain(400, 'Can "Upgrade" only to "WebSocket".'),
+  /** A fault of the server or of the application's code while serving the request (logged). */
+  INTERNAL: plain(500, 'Internal Server Error'),
+  /** The server closed while the request waited. */
+  SHUTTING_DOWN: plain(503, 'Server shutting down.'),
+  /** The endpoint's pipeline failed (logged); it serves nothing more. */
+  UNAVAILABLE: plain(503, 'Service unavailable.'),
+} as const satisfies Record<string, StaticResponse>;
+
+export type HttpErrorName = keyof typeof HTTP_ERRORS;
+
+/** How a session closes: the code and reason of its close frame and of the `close` event. */
+export interface CloseReason {
+  readonly code: number;
+  readonly reason: string;
+}
+
+export const CLOSE_REASONS = {
+  /** `close()` without arguments. */
+  NORMAL_CLOSURE: { code: 1000, reason: 'Normal closure' },
+  /** The server is closing. */
+  SHUTTING_DOWN: { code: 1001, reason: 'Server shutting down' },
+  /** The client went away: its websocket closed, or its stream ended before the server ended it. */
+  INTERRUPTED: { code: 1002, reason: 'Connection interrupted' },
+  /** No receiver for `disconnect_delay`. */
+  TIMED_OUT: { code: 1006, reason: 'Session timed out' },
+  /** One message carried more messages than `max_payload_messages`. */
+  TOO_MANY_MESSAGES: { code: 1009, reason: 'Too many messages' },
+  /** A fault in the session or in an application listener (logged). */
+  INTERNAL_ERROR: { code: 1011, reason: 'Internal error' },
+  /** What the application sent and the client has not taken passed `max_queue_size`. */
+  SEND_QUEUE_FULL: { code: 1013, reason: 'Send queue full' },
+  /** What the client sent and the application has not read passed `max_queue_size`. */
+  RECEIVE_QUEUE_FULL: { code: 1013, reason: 'Receive queue full' },
+  /** A second receiver while one is attached: said to the second only (the protocol's rule). */
+  ANOTHER_CONNECTION: { code: 2010, reason: 'Another connection still open' },
+  /** A websocket message that is not JSON. */
+  BROKEN_FRAMING: { code: 3000, reason: 'Broken framing.' },
+  /** A websocket peer that answered no ping within a heartbeat interval. */
+  NO_HEARTBEAT: { code: 3000, reason: 'No response from heartbeat' },
+} as const satisfies Record<string, CloseReason>;

@@ -5,20 +5,21 @@
  * that is not a string is delivered as the JSON text the client sent, cut out by one flat scan,
  * never re-serialised (`JSON.stringify` recurses, and 10,000 nested arrays overflow its stack).
  */
+import type { HttpErrorName } from './errors';
 
 export type Payload =
   | { readonly ok: true; readonly messages: readonly string[] }
   | { readonly ok: false; readonly error: PayloadError };
 
 /**
- * The protocol's error texts, answered with status 500 on the HTTP send transports, and ours for
- * a payload of more messages than `max_payload_messages` (413 over HTTP, 1009 on a websocket).
+ * What is wrong with a payload, by its answer in `HTTP_ERRORS`: the protocol's two errors, and ours
+ * for more messages than `max_payload_messages` (1009 `TOO_MANY_MESSAGES` on a websocket).
  */
-export type PayloadError = 'Payload expected.' | 'Broken JSON encoding.' | 'Too many messages.';
+export type PayloadError = Extract<HttpErrorName, 'PAYLOAD_EXPECTED' | 'BROKEN_JSON' | 'TOO_MANY_MESSAGES'>;
 
-const expected: Payload = { ok: false, error: 'Payload expected.' };
-const broken: Payload = { ok: false, error: 'Broken JSON encoding.' };
-const tooMany: Payload = { ok: false, error: 'Too many messages.' };
+const expected: Payload = { ok: false, error: 'PAYLOAD_EXPECTED' };
+const broken: Payload = { ok: false, error: 'BROKEN_JSON' };
+const tooMany: Payload = { ok: false, error: 'TOO_MANY_MESSAGES' };
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

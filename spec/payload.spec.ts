@@ -16,8 +16,8 @@ const clientKiller = String.fromCharCode(...clientKillerCodes);
 const clientKillerEscaped = '"' + clientKillerCodes.map((code) => '\\u' + code.toString(16).padStart(4, '0')).join('') + '"';
 
 const messages = (...list: string[]): Payload => ({ ok: true, messages: list });
-const expected: Payload = { ok: false, error: 'Payload expected.' };
-const broken: Payload = { ok: false, error: 'Broken JSON encoding.' };
+const expected: Payload = { ok: false, error: 'PAYLOAD_EXPECTED' };
+const broken: Payload = { ok: false, error: 'BROKEN_JSON' };
 
 describe('parsePayload', () => {
   it.each<[string, string | undefined, Payload]>([
@@ -101,7 +101,7 @@ describe('payloads, for any input', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.json()), (body) => {
         const payload = parsePayload(body);
-        if (!payload.ok) expect(['Payload expected.', 'Broken JSON encoding.']).toContain(payload.error);
+        if (!payload.ok) expect(['PAYLOAD_EXPECTED', 'BROKEN_JSON']).toContain(payload.error);
         else expect(payload.messages.every((m) => typeof m === 'string')).toBe(true);
       }),
     );
@@ -112,7 +112,7 @@ describe('payloads, for any input', () => {
       fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.json()), (text) => {
         const payload = parseWebsocketPayload(text);
         if (payload.ok) expect(payload.messages.every((m) => typeof m === 'string')).toBe(true);
-        else expect(payload.error).toBe('Broken JSON encoding.');
+        else expect(payload.error).toBe('BROKEN_JSON');
       }),
     );
   });
@@ -148,8 +148,8 @@ describe('elementTexts', () => {
 
 describe('max messages per payload', () => {
   it('refuses an array of more elements than allowed, and takes one of exactly as many', () => {
-    expect(parsePayload('["a","b","c"]', 2)).toEqual({ ok: false, error: 'Too many messages.' });
-    expect(parseWebsocketPayload('["a","b","c"]', 2)).toEqual({ ok: false, error: 'Too many messages.' });
+    expect(parsePayload('["a","b","c"]', 2)).toEqual({ ok: false, error: 'TOO_MANY_MESSAGES' });
+    expect(parseWebsocketPayload('["a","b","c"]', 2)).toEqual({ ok: false, error: 'TOO_MANY_MESSAGES' });
     expect(parsePayload('["a","b"]', 2)).toEqual(messages('a', 'b'));
     expect(parseWebsocketPayload('"one"', 1)).toEqual(messages('one'));
   });

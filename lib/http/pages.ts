@@ -35,16 +35,6 @@ export const methodNotAllowed = (allow: string): StaticResponse => ({
   body: '',
 });
 
-/** A plain-text error, e.g. 400 for a bad websocket request. */
-export const errorText = (status: number, text: string): StaticResponse => ({
-  status,
-  headers: { 'Content-Type': TEXT },
-  body: text,
-});
-
-/** 500 with the protocol's exact text and no Content-Type, as the reference server answers. */
-export const protocolError = (text: string): StaticResponse => ({ status: 500, headers: {}, body: text });
-
 export interface InfoFields {
   readonly websocket: boolean;
   readonly cookie_needed: boolean;

@@ -2,7 +2,7 @@
  * A receiver is where a session's frames go: one HTTP response (a poll or a stream) or a
  * websocket. To the session reducer it is data; only `sink` touches a socket.
  */
-import type { CloseReason } from './reducer';
+import type { CloseReason } from '../errors';
 
 /** `sockjs`: o/h/a/c frames; `raw`: bare messages, for the raw `/websocket` endpoint. */
 export type Framing = 'sockjs' | 'raw';

@@ -4,6 +4,7 @@
  */
 import { closeFrame, heartbeatFrame, messageFrame, openFrame } from '../frames';
 import type { Framing, Receiver } from './receiver';
+import { type CloseReason, CLOSE_REASONS } from '../errors';
 
 /** Keys of the session table: HTTP session ids are strings, websocket sessions numbers. */
 export type SessionKey = string | number;
@@ -24,24 +25,6 @@ export interface Source {
   pause(): void;
   resume(): void;
 }
-
-export interface CloseReason {
-  readonly code: number;
-  readonly reason: string;
-}
-
-/** Close reasons the server itself gives, beside the application's own. */
-export const INTERRUPTED: CloseReason = { code: 1002, reason: 'Connection interrupted' };
-export const ANOTHER_CONNECTION: CloseReason = { code: 2010, reason: 'Another connection still open' };
-export const NORMAL_CLOSURE: CloseReason = { code: 1000, reason: 'Normal closure' };
-export const BROKEN_FRAMING: CloseReason = { code: 3000, reason: 'Broken framing.' };
-export const TIMED_OUT: CloseReason = { code: 1006, reason: 'Session timed out' };
-export const SHUTTING_DOWN: CloseReason = { code: 1001, reason: 'Server shutting down' };
-export const NO_HEARTBEAT: CloseReason = { code: 3000, reason: 'No response from heartbeat' };
-export const SEND_QUEUE_FULL: CloseReason = { code: 1013, reason: 'Send queue full' };
-export const TOO_MANY_MESSAGES: CloseReason = { code: 1009, reason: 'Too many messages' };
-export const RECEIVE_QUEUE_FULL: CloseReason = { code: 1013, reason: 'Receive queue full' };
-export const INTERNAL_ERROR: CloseReason = { code: 1011, reason: 'Internal error' };
 
 export type SessionEvent =
   /** A receiving request or a websocket arrived for this session. */
@@ -183,7 +166,7 @@ function framesFor(framing: Framing, kind: 'open' | 'heartbeat' | 'close', state
   if (framing === 'raw') return NONE;
   if (kind === 'open') return OPEN_FRAMES;
   if (kind === 'heartbeat') return HEARTBEAT_FRAMES;
-  const why = state.closing ?? NORMAL_CLOSURE;
+  const why = state.closing ?? CLOSE_REASONS.NORMAL_CLOSURE;
   return [closeFrame(why.code, why.reason)];
 }
 
@@ -261,7 +244,7 @@ class Builder {
       if (receiver.limit === Infinity) continue;
       const written = attached.written + Buffer.byteLength(chunk);
       draft.attached = { receiver, written };
-      if (written >= receiver.limit) this.release(NORMAL_CLOSURE);
+      if (written >= receiver.limit) this.release(CLOSE_REASONS.NORMAL_CLOSURE);
     }
     return NONE;
   }
@@ -332,11 +315,11 @@ function refuse(b: Builder, receiver: Receiver): void {
     b.effects.push({
       type: 'write',
       receiver,
-      chunk: receiver.wrap(closeFrame(ANOTHER_CONNECTION.code, ANOTHER_CONNECTION.reason)),
+      chunk: receiver.wrap(closeFrame(CLOSE_REASONS.ANOTHER_CONNECTION.code, CLOSE_REASONS.ANOTHER_CONNECTION.reason)),
       acks: NONE,
     });
   }
-  b.effects.push({ type: 'finish', receiver, why: ANOTHER_CONNECTION });
+  b.effects.push({ type: 'finish', receiver, why: CLOSE_REASONS.ANOTHER_CONNECTION });
 }
 
 function onAttach(b: Builder, receiver: Receiver, request: unknown): void {
@@ -359,7 +342,7 @@ function onAttach(b: Builder, receiver: Receiver, request: unknown): void {
     b.attach(receiver);
     b.flushQueue();
     b.write(framesFor(receiver.framing, 'close', b.state));
-    b.release(b.state.closing ?? NORMAL_CLOSURE);
+    b.release(b.state.closing ?? CLOSE_REASONS.NORMAL_CLOSURE);
   }
 }
 
@@ -395,7 +378,7 @@ function onClose(b: Builder, why: CloseReason): void {
   const attached = b.state.attached;
   if (!attached) return;
   b.write(framesFor(attached.receiver.framing, 'close', b.state));
-  b.release(attached.receiver.framing === 'raw' ? why : NORMAL_CLOSURE);
+  b.release(attached.receiver.framing === 'raw' ? why : CLOSE_REASONS.NORMAL_CLOSURE);
 }
 
 function onHeartbeat(b: Builder): void {
@@ -413,8 +396,8 @@ function onHeartbeat(b: Builder): void {
     if (b.state.awaitingPong && !receiver.paused) {
       // A whole heartbeat_delay without an answer: the peer is gone, and no close frame would
       // reach it.
-      b.effects.push({ type: 'closed', why: NO_HEARTBEAT });
-      b.effects.push({ type: 'finish', receiver, why: NO_HEARTBEAT, abort: true });
+      b.effects.push({ type: 'closed', why: CLOSE_REASONS.NO_HEARTBEAT });
+      b.effects.push({ type: 'finish', receiver, why: CLOSE_REASONS.NO_HEARTBEAT, abort: true });
       b.set({ phase: 'closing', attached: null });
       b.end(null);
       return;
@@ -467,7 +450,7 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
       break;
     case 'broken': {
       // Only websockets send frames; a broken one closes the socket and ends the session.
-      const why = event.why ?? BROKEN_FRAMING;
+      const why = event.why ?? CLOSE_REASONS.BROKEN_FRAMING;
       if (b.state.phase === 'open') b.effects.push({ type: 'closed', why });
       if (b.state.attached) b.effects.push({ type: 'finish', receiver: b.state.attached.receiver, why });
       b.set({ phase: 'closing', attached: null });
@@ -488,7 +471,7 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
       break;
     case 'expire':
       // The timer is replaced whenever expireAt changes, so one that fires is the current one.
-      if (!b.state.attached && b.state.expireAt !== null) b.end(TIMED_OUT);
+      if (!b.state.attached && b.state.expireAt !== null) b.end(CLOSE_REASONS.TIMED_OUT);
       break;
     case 'end':
       break;

@@ -22,22 +22,13 @@ import {
   type Subscription,
   takeUntil,
 } from 'rxjs';
-import {
-  type Effect,
-  INTERNAL_ERROR,
-  INITIAL,
-  type SessionConfig,
-  type SessionEvent,
-  type SessionKey,
-  type SessionState,
-  step,
-  type Step,
-} from './reducer';
+import { type Effect, INITIAL, type SessionConfig, type SessionEvent, type SessionKey, type SessionState, step, type Step } from './reducer';
 import { faultText } from '../errors';
 import type { Receiver } from './receiver';
 import { closeFrame } from '../frames';
 import { groupUntil, mergeEach } from './keyed';
 import { oneAtATime } from './one-at-a-time';
+import { CLOSE_REASONS } from '../errors';
 
 /** What the effects of one session are performed against: its key and, once open, its connection. */
 export interface SessionContext<C> {
@@ -115,7 +106,7 @@ function safeStep(state: SessionState, event: SessionEvent, env: SessionEnv): St
 /** The 1011 close frame as `receiver` wraps it; null when wrapping is what fails. */
 function closeFrameFor(receiver: Receiver): string | null {
   try {
-    return receiver.wrap(closeFrame(INTERNAL_ERROR.code, INTERNAL_ERROR.reason));
+    return receiver.wrap(closeFrame(CLOSE_REASONS.INTERNAL_ERROR.code, CLOSE_REASONS.INTERNAL_ERROR.reason));
   } catch {
     // The receiver's own framing is at fault: it is finished without a frame.
     return null;
@@ -134,13 +125,13 @@ function faulted(state: SessionState, event: SessionEvent, error: unknown, env: 
     const { receiver } = event;
     const frame = receiver.framing === 'raw' ? null : closeFrameFor(receiver);
     if (frame !== null) effects.push({ type: 'write', receiver, chunk: frame, acks: [] });
-    effects.push({ type: 'finish', receiver, why: INTERNAL_ERROR });
+    effects.push({ type: 'finish', receiver, why: CLOSE_REASONS.INTERNAL_ERROR });
   }
   if (event.type === 'incoming' && event.reply) effects.push({ type: 'reply', reply: event.reply, accepted: false });
   if (event.type === 'outgoing' && event.ack) effects.push({ type: 'ack', ack: event.ack });
   if (state.phase === 'ended') return { state, effects };
-  if (state.attached) effects.push({ type: 'finish', receiver: state.attached.receiver, why: INTERNAL_ERROR });
-  if (state.phase === 'open') effects.push({ type: 'closed', why: INTERNAL_ERROR });
+  if (state.attached) effects.push({ type: 'finish', receiver: state.attached.receiver, why: CLOSE_REASONS.INTERNAL_ERROR });
+  if (state.phase === 'open') effects.push({ type: 'closed', why: CLOSE_REASONS.INTERNAL_ERROR });
   effects.push({ type: 'end' });
   return { state: { ...INITIAL, phase: 'ended' }, effects };
 }

@@ -3,10 +3,8 @@
  * a page or a script, and the JSON string literal a frame travels in (PROTOCOL.md 5.5 and 5.6).
  */
 import { escapeChar } from '../frames';
-import { protocolError, type StaticResponse } from '../http/pages';
-
-export const CALLBACK_REQUIRED = protocolError('"callback" parameter required');
-export const CALLBACK_INVALID = protocolError('invalid "callback" parameter');
+import { HTTP_ERRORS } from '../errors';
+import type { StaticResponse } from '../http/pages';
 
 // The name is written verbatim into JavaScript (`parent.NAME`, `NAME(...)`); these characters
 // cannot end the statement or the script element it stands in.
@@ -19,8 +17,8 @@ const CALLBACK_NAME = /^[a-zA-Z0-9_.-]+$/;
  */
 export function parseCallback(query: URLSearchParams, maxLength = Infinity): string | StaticResponse {
   const name = query.get('c') ?? query.get('callback');
-  if (!name) return CALLBACK_REQUIRED;
-  if (!CALLBACK_NAME.test(name) || name.length > maxLength) return CALLBACK_INVALID;
+  if (!name) return HTTP_ERRORS.CALLBACK_REQUIRED;
+  if (!CALLBACK_NAME.test(name) || name.length > maxLength) return HTTP_ERRORS.CALLBACK_INVALID;
   return name;
 }
 

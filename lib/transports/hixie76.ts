@@ -15,11 +15,12 @@ import { Socket } from 'net';
 import type { Duplex } from 'stream';
 import { Observable, type Subscription, timer } from 'rxjs';
 import { TLSSocket } from 'tls';
-import { type CloseReason, INTERRUPTED, NORMAL_CLOSURE, type SessionEvent, type Source } from '../session/reducer';
+import { type SessionEvent, type Source } from '../session/reducer';
 import { onFlush, type Receiver } from '../session/receiver';
 import { faultText } from '../errors';
 import { destroyAfter, SOCKET_GRACE_MS } from '../http/respond';
 import { messageEvent, type WebsocketUpgrade } from './websocket';
+import { type CloseReason, CLOSE_REASONS } from '../errors';
 
 /** Whether an upgrade request asks for hixie-76 rather than RFC 6455 (which always names a version). */
 export function isHixie76(req: IncomingMessage): boolean {
@@ -203,7 +204,7 @@ export function hixie76Events(
     let key3 = Buffer.alloc(0);
     let parser: HixieParser | null = null;
     let closing = false;
-    let detachWhy: CloseReason = INTERRUPTED;
+    let detachWhy: CloseReason = CLOSE_REASONS.INTERRUPTED;
     let closeTimer: Subscription | null = null;
 
     const close = () => {
@@ -246,7 +247,7 @@ export function hixie76Events(
         if (input.type === 'text') {
           subscriber.next(messageEvent(key, input.text, upgrade.maxMessages, source));
         } else if (input.type === 'close') {
-          detachWhy = NORMAL_CLOSURE;
+          detachWhy = CLOSE_REASONS.NORMAL_CLOSURE;
           close();
         } else {
           log('info', `hixie-76 ${req.url}: ${input.reason}`);

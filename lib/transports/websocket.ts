@@ -9,10 +9,11 @@ import type { Duplex } from 'stream';
 import { Observable, type Subscriber } from 'rxjs';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { faultText } from '../errors';
-import { errorText, type StaticResponse } from '../http/pages';
+import type { StaticResponse } from '../http/pages';
 import { parseWebsocketPayload } from '../payload';
-import { type CloseReason, INTERNAL_ERROR, type SessionEvent, type SessionKey, type Source, TOO_MANY_MESSAGES } from '../session/reducer';
+import { type SessionEvent, type SessionKey, type Source } from '../session/reducer';
 import { type Framing, onFlush, type Receiver, type Sink } from '../session/receiver';
+import { type CloseReason, CLOSE_REASONS, HTTP_ERRORS } from '../errors';
 
 export interface WebsocketKind {
   readonly protocol: 'websocket' | 'websocket-raw';
@@ -22,15 +23,13 @@ export interface WebsocketKind {
 export const SOCKJS_WEBSOCKET: WebsocketKind = { protocol: 'websocket', framing: 'sockjs' };
 export const RAW_WEBSOCKET: WebsocketKind = { protocol: 'websocket-raw', framing: 'raw' };
 
-export const NOT_A_WEBSOCKET = errorText(400, 'Not a valid websocket request');
-
 /** Why an upgrade request cannot be a websocket, or null when it can. */
 export function refuseUpgrade(req: IncomingMessage, kind: WebsocketKind): StaticResponse | null {
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return NOT_A_WEBSOCKET;
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return HTTP_ERRORS.NOT_A_WEBSOCKET;
   if (kind.framing === 'raw') {
     // The raw endpoint has never spoken the drafts that preceded RFC 6455.
     const version = req.headers['sec-websocket-version'];
-    if (version !== '8' && version !== '13') return errorText(400, 'Only supported WebSocket protocol is RFC 6455.');
+    if (version !== '8' && version !== '13') return HTTP_ERRORS.WEBSOCKET_VERSION;
   }
   return null;
 }
@@ -79,7 +78,7 @@ export interface WebsocketUpgrade {
 export function messageEvent(key: SessionKey, text: string, maxMessages: number, source: Source): SessionEvent {
   const payload = parseWebsocketPayload(text, maxMessages);
   if (payload.ok) return { type: 'incoming', key, messages: payload.messages, source };
-  return payload.error === 'Too many messages.' ? { type: 'broken', key, why: TOO_MANY_MESSAGES } : { type: 'broken', key };
+  return payload.error === 'TOO_MANY_MESSAGES' ? { type: 'broken', key, why: CLOSE_REASONS.TOO_MANY_MESSAGES } : { type: 'broken', key };
 }
 
 /** A `ws` socket that knows the receiver it feeds, so that one set of listeners serves every socket. */
@@ -190,7 +189,7 @@ class WebsocketReceiver implements Receiver, Sink, Source {
       this.#message(data);
     } catch (error) {
       this.log('error', `websocket ${this.url}: ${faultText(error)}`);
-      this.emit({ type: 'broken', key: this.key, why: INTERNAL_ERROR });
+      this.emit({ type: 'broken', key: this.key, why: CLOSE_REASONS.INTERNAL_ERROR });
     }
   }
 

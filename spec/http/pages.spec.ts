@@ -1,7 +1,6 @@
 import { createHash } from 'crypto';
 import { cacheForAYear } from '../../lib/http/headers';
 import {
-  errorText,
   greeting,
   iframe,
   iframeBody,
@@ -10,7 +9,6 @@ import {
   methodNotAllowed,
   notFound,
   preflight,
-  protocolError,
   type StaticResponse,
 } from '../../lib/http/pages';
 import { DEFAULT_SOCKJS_URL } from '../../lib/options';
@@ -82,22 +80,6 @@ describe('notFound', () => {
 describe('methodNotAllowed', () => {
   it.each(['GET', 'OPTIONS, GET', 'POST, OPTIONS'])('answers 405 with Allow %j, no Content-Type and an empty body', (allow) => {
     expect(methodNotAllowed(allow)).toStrictEqual({ status: 405, headers: { Allow: allow }, body: '' });
-  });
-});
-
-describe('errorText', () => {
-  it('answers the status with the text as UTF-8 plain text', () => {
-    expect(errorText(400, 'Can "Upgrade" only to "WebSocket".')).toStrictEqual({
-      status: 400,
-      headers: { 'Content-Type': 'text/plain; charset=UTF-8' },
-      body: 'Can "Upgrade" only to "WebSocket".',
-    });
-  });
-});
-
-describe('protocolError', () => {
-  it.each(['Payload expected.', 'Broken JSON encoding.'])('answers 500 with exactly %j, no newline and no Content-Type', (text) => {
-    expect(protocolError(text)).toStrictEqual({ status: 500, headers: {}, body: text });
   });
 });
 

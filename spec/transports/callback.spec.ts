@@ -1,4 +1,5 @@
-import { CALLBACK_INVALID, CALLBACK_REQUIRED, parseCallback, scriptString } from '../../lib/transports/callback';
+import { HTTP_ERRORS } from '../../lib/errors';
+import { parseCallback, scriptString } from '../../lib/transports/callback';
 
 describe('parseCallback', () => {
   it.each([
@@ -25,9 +26,9 @@ describe('parseCallback', () => {
 
   it('refuses names longer than the given maximum and accepts names of that length', () => {
     expect(parseCallback(new URLSearchParams('c=' + 'a'.repeat(32)), 32)).toBe('a'.repeat(32));
-    expect(parseCallback(new URLSearchParams('c=' + 'a'.repeat(33)), 32)).toBe(CALLBACK_INVALID);
+    expect(parseCallback(new URLSearchParams('c=' + 'a'.repeat(33)), 32)).toBe(HTTP_ERRORS.CALLBACK_INVALID);
     expect(parseCallback(new URLSearchParams('c=' + 'a'.repeat(500)))).toBe('a'.repeat(500));
-    expect(parseCallback(new URLSearchParams(''), 32)).toBe(CALLBACK_REQUIRED);
+    expect(parseCallback(new URLSearchParams(''), 32)).toBe(HTTP_ERRORS.CALLBACK_REQUIRED);
   });
 });
 
