@@ -36,7 +36,7 @@ import { destroyAfter, FLUSH_GRACE_MS, respond, respondOnSocket, setHeaders } fr
 import { faultText } from './errors';
 import type { ResolvedOptions } from './options';
 import { parsePayload } from './payload';
-import { type Route, route, routeTable, type RouteTable, type SessionEndpoint, splitUrl } from './router';
+import { type Route, route, routeTable, type RouteTable, splitUrl } from './router';
 import { onFlush, type Receiver, type Sink } from './session/receiver';
 import { type SessionEvent, type SessionKey } from './session/reducer';
 import { mergeEach } from './session/keyed';
@@ -50,11 +50,7 @@ import {
   websocketEvents,
   type WebsocketKind,
 } from './transports/websocket';
-import { eventsource } from './transports/eventsource';
-import { htmlfile } from './transports/htmlfile';
-import { jsonpPolling, jsonpSend } from './transports/jsonp';
 import { hixie76Events, isHixie76 } from './transports/hixie76';
-import { xhrPolling, xhrSend, xhrStreaming } from './transports/xhr';
 import { CLOSE_REASONS, HTTP_ERRORS } from './errors';
 
 /**
@@ -64,19 +60,6 @@ import { CLOSE_REASONS, HTTP_ERRORS } from './errors';
 const HELD_ANSWER_COST = 8192;
 /** Receiving requests one connection may have waiting behind others (HTTP pipelining). */
 const MAX_PIPELINED_RECEIVERS = 8;
-
-const RECEIVING: Partial<Record<SessionEndpoint, ReceivingTransport>> = {
-  xhr: xhrPolling,
-  xhr_streaming: xhrStreaming,
-  eventsource,
-  htmlfile,
-  jsonp: jsonpPolling,
-};
-
-const SENDING: Partial<Record<SessionEndpoint, SendingTransport>> = {
-  xhr_send: xhrSend,
-  jsonp_send: jsonpSend,
-};
 
 /** An HTTP event under the endpoint's prefix, with its route. */
 export type HttpEvent =
@@ -241,7 +224,10 @@ export class Endpoint {
 
   #request(req: IncomingMessage, res: ServerResponse, target: Route): Observable<SessionEvent> {
     const now = this.#scheduler.now();
-    if ((target.kind === 'info' || target.kind === 'preflight' || target.kind === 'session') && this.#refusedOrigin(req)) {
+    if (
+      (target.kind === 'info' || target.kind === 'preflight' || target.kind === 'receive' || target.kind === 'send' || target.kind === 'websocket') &&
+      this.#refusedOrigin(req)
+    ) {
       return this.#answer(req, res, HTTP_ERRORS.ORIGIN_REFUSED);
     }
     switch (target.kind) {
@@ -277,8 +263,12 @@ export class Endpoint {
         return this.#answer(req, res, methodNotAllowed(target.allow));
       case 'raw-websocket':
         return this.#answer(req, res, HTTP_ERRORS.NOT_A_WEBSOCKET);
-      case 'session':
-        return this.#session(req, res, target.endpoint, target.sessionId);
+      case 'websocket':
+        return this.#answer(req, res, HTTP_ERRORS.NOT_A_WEBSOCKET);
+      case 'receive':
+        return this.#receive(req, res, target.transport, target.sessionId, this.#sessionHeaders(req, res));
+      case 'send':
+        return this.#send(req, res, target.transport, target.sessionId, this.#sessionHeaders(req, res));
       case 'outside':
         return EMPTY;
     }
@@ -309,16 +299,6 @@ export class Endpoint {
     if (typeof jsessionid === 'function') jsessionid(req, res);
     else if (jsessionid) return mergeHeaders(NO_CACHE, jsessionidHeaders(req.headers));
     return NO_CACHE;
-  }
-
-  #session(req: IncomingMessage, res: ServerResponse, endpoint: SessionEndpoint, sessionId: string): Observable<SessionEvent> {
-    if (endpoint === 'websocket') return this.#answer(req, res, HTTP_ERRORS.NOT_A_WEBSOCKET);
-    const headers = this.#sessionHeaders(req, res);
-    const receiving = RECEIVING[endpoint];
-    if (receiving) return this.#receive(req, res, receiving, sessionId, headers);
-    const sending = SENDING[endpoint];
-    if (sending) return this.#send(req, res, sending, sessionId, headers);
-    return this.#answer(req, res, notFound(false, this.#scheduler.now()), headers);
   }
 
   #receive(req: IncomingMessage, res: ServerResponse, transport: ReceivingTransport, key: string, base: Headers): Observable<SessionEvent> {
@@ -440,7 +420,7 @@ export class Endpoint {
     };
     let kind: WebsocketKind;
     if (target.kind === 'raw-websocket') kind = RAW_WEBSOCKET;
-    else if (target.kind === 'session' && target.endpoint === 'websocket') kind = SOCKJS_WEBSOCKET;
+    else if (target.kind === 'websocket') kind = SOCKJS_WEBSOCKET;
     else if (target.kind === 'not-found') return refuse(notFound(target.cacheable, this.#scheduler.now()));
     else if (target.kind === 'method-not-allowed') return refuse(methodNotAllowed(target.allow));
     else return refuse(HTTP_ERRORS.UPGRADE_NOT_WEBSOCKET);

@@ -67,7 +67,7 @@ export const HTTP_ERRORS = {
   CALLBACK_INVALID: protocol('invalid "callback" parameter'),
   /** A plain GET, or an upgrade to something else, on a websocket URL. */
   NOT_A_WEBSOCKET: plain(400, 'Not a valid websocket request'),
-  /** The raw `/websocket` endpoint asked for a draft older than RFC 6455. */
+  /** The raw `/websocket` URL was asked for a draft older than RFC 6455. */
   WEBSOCKET_VERSION: plain(400, 'Only supported WebSocket protocol is RFC 6455.'),
   /** An upgrade on a URL that is no websocket. */
   UPGRADE_NOT_WEBSOCKET: plain(400, 'Can "Upgrade" only to "WebSocket".'),

@@ -3,29 +3,10 @@ import type { SchedulerLike } from 'rxjs';
 import { BatchScheduler } from './session/batch-scheduler';
 import type { BroadcastBus } from './broadcast';
 import { sockjsError } from './errors';
+import { ALL_TRANSPORTS, type TransportName } from './transports';
 
 /** Severities passed to the `log` option, from least to most serious. */
 export type LogSeverity = 'debug' | 'info' | 'error';
-
-/** The transports of the SockJS protocol, by the names sockjs-client and the sockjs package use. */
-export type TransportName =
-  | 'websocket'
-  | 'websocket-raw'
-  | 'xhr-polling'
-  | 'xhr-streaming'
-  | 'eventsource'
-  | 'htmlfile'
-  | 'jsonp-polling';
-
-export const ALL_TRANSPORTS: readonly TransportName[] = [
-  'websocket',
-  'websocket-raw',
-  'xhr-polling',
-  'xhr-streaming',
-  'eventsource',
-  'htmlfile',
-  'jsonp-polling',
-];
 
 /** Options of `createServer`, `installHandlers` and `attach`; the names are the sockjs package's. */
 export interface ServerOptions {

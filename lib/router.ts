@@ -1,18 +1,9 @@
 /**
  * Routing is a pure function of the options, the method and the path (PROTOCOL.md section 2).
  */
-import type { ResolvedOptions, TransportName } from './options';
-
-/** The last segment of a session URL: `/<prefix>/<server>/<session>/<endpoint>`. */
-export type SessionEndpoint =
-  | 'websocket'
-  | 'xhr'
-  | 'xhr_streaming'
-  | 'xhr_send'
-  | 'eventsource'
-  | 'htmlfile'
-  | 'jsonp'
-  | 'jsonp_send';
+import type { ResolvedOptions } from './options';
+import { TRANSPORTS } from './transports';
+import type { ReceivingTransport, SendingTransport } from './transports/transport';
 
 export type Route =
   | { readonly kind: 'outside' }
@@ -21,7 +12,12 @@ export type Route =
   | { readonly kind: 'info' }
   | { readonly kind: 'preflight'; readonly methods: string }
   | { readonly kind: 'raw-websocket' }
-  | { readonly kind: 'session'; readonly endpoint: SessionEndpoint; readonly sessionId: string }
+  /** `<session>/websocket`. */
+  | { readonly kind: 'websocket'; readonly sessionId: string }
+  /** A session URL the client receives on: a poll or a stream. */
+  | { readonly kind: 'receive'; readonly transport: ReceivingTransport; readonly sessionId: string }
+  /** A session URL the client sends on. */
+  | { readonly kind: 'send'; readonly transport: SendingTransport; readonly sessionId: string }
   | { readonly kind: 'not-found'; readonly cacheable: boolean }
   | { readonly kind: 'method-not-allowed'; readonly allow: string };
 
@@ -39,36 +35,32 @@ export interface RouteTable {
   readonly prefix: string;
   /** The paths of one segment: the greeting, the iframe page, `/info` and `/websocket`. */
   readonly rows: readonly Row[];
-  /** The session endpoints served, by the last segment of `/<server>/<session>/<endpoint>`. */
+  /** The session URLs served, by the last segment of `/<server>/<session>/<path>`. */
   readonly sessions: ReadonlyMap<string, Methods>;
 }
 
 const always = (route: Route): Handler => () => route;
-const session = (endpoint: SessionEndpoint): Handler => (sessionId) => ({ kind: 'session', endpoint, sessionId });
-// `/<server>/<session>/<endpoint>`: each one or more characters that are neither `/` nor `.`,
-// kept undecoded. One pattern for every endpoint, so that a session URL is matched once.
+// `/<server>/<session>/<path>`: each one or more characters that are neither `/` nor `.`, kept
+// undecoded. One pattern for every session URL, so that it is matched once.
 const SESSION_PATH = /^\/[^/.]+\/([^/.]+)\/([^/.]+)\/?$/;
 
-const PREFLIGHT_POST = always({ kind: 'preflight', methods: 'OPTIONS, POST' });
 const DISABLED = always({ kind: 'not-found', cacheable: true });
 
-/** Which transports need each session endpoint. */
-const USED_BY: Record<SessionEndpoint, readonly TransportName[]> = {
-  websocket: ['websocket'],
-  xhr: ['xhr-polling'],
-  xhr_streaming: ['xhr-streaming'],
-  // sockjs-client sends with XHR for the xhr and eventsource transports ...
-  xhr_send: ['xhr-polling', 'xhr-streaming', 'eventsource'],
-  eventsource: ['eventsource'],
-  htmlfile: ['htmlfile'],
-  jsonp: ['jsonp-polling'],
-  // ... and with a form post for htmlfile and jsonp.
-  jsonp_send: ['htmlfile', 'jsonp-polling'],
-};
+/** The methods of an HTTP transport's URL: its own, and the preflight of those that use XHR. */
+function httpMethods(transport: ReceivingTransport | SendingTransport): Methods {
+  const methods: Methods = {};
+  if (transport.role === 'receive') methods[transport.method] = (sessionId) => ({ kind: 'receive', transport, sessionId });
+  else methods[transport.method] = (sessionId) => ({ kind: 'send', transport, sessionId });
+  if (transport.cors === 'xhr') methods.OPTIONS = always({ kind: 'preflight', methods: `OPTIONS, ${transport.method}` });
+  return methods;
+}
 
-/** Builds the route table of one prefix once, so that routing a request is a few regex tests. */
+/**
+ * Builds the route table of one prefix once, so that routing a request is a few regex tests. The
+ * session URLs are those the transports that are on use (`TRANSPORTS`); `<session>/websocket`
+ * answers a cacheable 404 when the websocket transport is off, other URLs a plain 404.
+ */
 export function routeTable(options: Pick<ResolvedOptions, 'prefix' | 'transports'>): RouteTable {
-  const enabled = (endpoint: SessionEndpoint) => USED_BY[endpoint].some((t) => options.transports.has(t));
   const rows: Row[] = [
     { path: /^\/?$/, methods: { GET: always({ kind: 'greeting' }) } },
     { path: /^\/iframe[0-9a-z._-]*\.html\/?$/, methods: { GET: always({ kind: 'iframe' }) } },
@@ -81,18 +73,12 @@ export function routeTable(options: Pick<ResolvedOptions, 'prefix' | 'transports
       methods: { GET: options.transports.has('websocket-raw') ? always({ kind: 'raw-websocket' }) : DISABLED },
     },
   ];
-  const sessions = new Map<string, Methods>([['websocket', { GET: enabled('websocket') ? session('websocket') : DISABLED }]]);
-  const http: Array<[SessionEndpoint, Methods]> = [
-    ['xhr', { POST: session('xhr'), OPTIONS: PREFLIGHT_POST }],
-    ['xhr_send', { POST: session('xhr_send'), OPTIONS: PREFLIGHT_POST }],
-    ['xhr_streaming', { POST: session('xhr_streaming'), OPTIONS: PREFLIGHT_POST }],
-    ['eventsource', { GET: session('eventsource') }],
-    ['htmlfile', { GET: session('htmlfile') }],
-    ['jsonp', { GET: session('jsonp') }],
-    ['jsonp_send', { POST: session('jsonp_send') }],
-  ];
-  for (const [endpoint, methods] of http) {
-    if (enabled(endpoint)) sessions.set(endpoint, methods);
+  const sessions = new Map<string, Methods>([['websocket', { GET: DISABLED }]]);
+  for (const name of options.transports) {
+    const use: { receive?: ReceivingTransport | 'websocket'; send?: SendingTransport } = TRANSPORTS[name];
+    if (use.receive === 'websocket') sessions.set('websocket', { GET: (sessionId) => ({ kind: 'websocket', sessionId }) });
+    else if (use.receive) sessions.set(use.receive.path, httpMethods(use.receive));
+    if (use.send) sessions.set(use.send.path, httpMethods(use.send));
   }
   return { prefix: options.prefix, rows, sessions };
 }

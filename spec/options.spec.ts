@@ -3,8 +3,8 @@ import { asyncScheduler } from 'rxjs';
 import { BatchScheduler } from '../lib/session/batch-scheduler';
 import { TestScheduler } from 'rxjs/testing';
 import { createServer, type Server, type ServerOptions, SockjsError } from '../lib';
+import { ALL_TRANSPORTS } from '../lib/transports';
 import {
-  ALL_TRANSPORTS,
   DEFAULT_SOCKJS_URL,
   DEFAULTS,
   optionNotices,

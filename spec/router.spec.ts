@@ -1,13 +1,39 @@
 import fc from 'fast-check';
-import { ALL_TRANSPORTS, type TransportName } from '../lib/options';
-import { type Route, route, routeTable, type SessionEndpoint, splitUrl, underPrefix } from '../lib/router';
+import { type Route, route, routeTable, splitUrl, underPrefix } from '../lib/router';
+import { ALL_TRANSPORTS, type TransportName } from '../lib/transports';
+import { eventsource } from '../lib/transports/eventsource';
+import { htmlfile } from '../lib/transports/htmlfile';
+import { jsonpPolling, jsonpSend } from '../lib/transports/jsonp';
+import { xhrPolling, xhrSend, xhrStreaming } from '../lib/transports/xhr';
 
 const echo = routeTable({ prefix: '/echo', transports: new Set(ALL_TRANSPORTS) });
 const withOnly = (...transports: TransportName[]) => routeTable({ prefix: '/echo', transports: new Set(transports) });
 
 const NOT_FOUND: Route = { kind: 'not-found', cacheable: false };
 const DISABLED: Route = { kind: 'not-found', cacheable: true };
-const session = (endpoint: SessionEndpoint, sessionId = 's'): Route => ({ kind: 'session', endpoint, sessionId });
+type SessionPath = 'websocket' | 'xhr' | 'xhr_streaming' | 'xhr_send' | 'eventsource' | 'htmlfile' | 'jsonp' | 'jsonp_send';
+
+/** The route of `/echo/a/<sessionId>/<path>` when that URL is served. */
+function session(path: SessionPath, sessionId = 's'): Route {
+  switch (path) {
+    case 'websocket':
+      return { kind: 'websocket', sessionId };
+    case 'xhr':
+      return { kind: 'receive', transport: xhrPolling, sessionId };
+    case 'xhr_streaming':
+      return { kind: 'receive', transport: xhrStreaming, sessionId };
+    case 'eventsource':
+      return { kind: 'receive', transport: eventsource, sessionId };
+    case 'htmlfile':
+      return { kind: 'receive', transport: htmlfile, sessionId };
+    case 'jsonp':
+      return { kind: 'receive', transport: jsonpPolling, sessionId };
+    case 'xhr_send':
+      return { kind: 'send', transport: xhrSend, sessionId };
+    case 'jsonp_send':
+      return { kind: 'send', transport: jsonpSend, sessionId };
+  }
+}
 const notAllowed = (allow: string): Route => ({ kind: 'method-not-allowed', allow });
 
 describe('route', () => {
@@ -186,7 +212,7 @@ describe('route', () => {
     expect(route(withOnly('websocket-raw'), 'GET', '/echo/a/s/websocket')).toStrictEqual(DISABLED);
   });
 
-  const ENDPOINTS: ReadonlyArray<[SessionEndpoint, string]> = [
+  const ENDPOINTS: ReadonlyArray<[SessionPath, string]> = [
     ['xhr', 'POST'],
     ['xhr_send', 'POST'],
     ['xhr_streaming', 'POST'],
@@ -196,7 +222,7 @@ describe('route', () => {
     ['jsonp_send', 'POST'],
   ];
 
-  it.each<[TransportName, readonly SessionEndpoint[]]>([
+  it.each<[TransportName, readonly SessionPath[]]>([
     ['xhr-polling', ['xhr', 'xhr_send']],
     ['xhr-streaming', ['xhr_streaming', 'xhr_send']],
     ['eventsource', ['eventsource', 'xhr_send']],
@@ -301,7 +327,7 @@ describe('routing, for any request', () => {
     fc.assert(
       fc.property(method, path, (m, p) => {
         const r = route(table, m, '/echo' + p);
-        if (r.kind === 'session') expect(r.sessionId).toMatch(/^[^/.]+$/);
+        if (r.kind === 'receive' || r.kind === 'send' || r.kind === 'websocket') expect(r.sessionId).toMatch(/^[^/.]+$/);
       }),
     );
   });

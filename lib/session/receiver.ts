@@ -4,7 +4,7 @@
  */
 import type { CloseReason } from '../errors';
 
-/** `sockjs`: o/h/a/c frames; `raw`: bare messages, for the raw `/websocket` endpoint. */
+/** `sockjs`: o/h/a/c frames; `raw`: bare messages, for the raw `/websocket` URL. */
 export type Framing = 'sockjs' | 'raw';
 
 export interface Sink {

@@ -22,7 +22,9 @@ export const EVENTSOURCE_PRELUDE = '\r\n';
 const EVENTSOURCE_FRAMER: Framer = { prelude: EVENTSOURCE_PRELUDE, wrap: eventsourceFrame };
 
 export const eventsource: ReceivingTransport = {
-  endpoint: 'eventsource',
+  role: 'receive',
+  path: 'eventsource',
+  method: 'GET',
   protocol: 'eventsource',
   // Exactly this, with no charset: the SSE media type is always UTF-8.
   contentType: 'text/event-stream',

@@ -42,7 +42,9 @@ export function htmlfileFramer(query: string): Framer | StaticResponse {
 }
 
 export const htmlfile: ReceivingTransport = {
-  endpoint: 'htmlfile',
+  role: 'receive',
+  path: 'htmlfile',
+  method: 'GET',
   protocol: 'htmlfile',
   contentType: 'text/html; charset=UTF-8',
   cors: 'none',

@@ -24,7 +24,9 @@ export function jsonpFramer(query: string): Framer | StaticResponse {
 }
 
 export const jsonpPolling: ReceivingTransport = {
-  endpoint: 'jsonp',
+  role: 'receive',
+  path: 'jsonp',
+  method: 'GET',
   protocol: 'jsonp-polling',
   contentType: 'application/javascript; charset=UTF-8',
   cors: 'none',
@@ -45,7 +47,9 @@ export function jsonpSendPayload(contentType: string, body: string): string | un
 }
 
 export const jsonpSend: SendingTransport = {
-  endpoint: 'jsonp_send',
+  role: 'send',
+  path: 'jsonp_send',
+  method: 'POST',
   cors: 'none',
   payload: jsonpSendPayload,
   accepted: { status: 200, headers: { 'Content-Type': 'text/plain; charset=UTF-8' }, body: 'ok' },

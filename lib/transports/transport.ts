@@ -4,7 +4,6 @@
  */
 import type { Headers } from '../http/headers';
 import type { StaticResponse } from '../http/pages';
-import type { SessionEndpoint } from '../router';
 
 /** How one receiving response writes frames, once its request has been checked. */
 export interface Framer {
@@ -13,16 +12,26 @@ export interface Framer {
   readonly wrap: (frame: string) => string;
 }
 
+/** What every HTTP transport has: its session URL and the method its client uses. */
+interface HttpTransport {
+  /** The last segment of its session URL, `/<prefix>/<server>/<session>/<path>`, e.g. `xhr_send`. */
+  readonly path: string;
+  readonly method: 'GET' | 'POST';
+  /**
+   * `xhr`: the XHR CORS rules, with a preflight (`OPTIONS`) answered on the same URL;
+   * `eventsource`: its own rules (PROTOCOL.md 5.4); `none`: no CORS headers.
+   */
+  readonly cors: 'xhr' | 'eventsource' | 'none';
+}
+
 /** A transport the client receives on: a poll (one frame per response) or a stream. */
-export interface ReceivingTransport {
-  readonly endpoint: SessionEndpoint;
+export interface ReceivingTransport extends HttpTransport {
+  readonly role: 'receive';
   /** The name sockjs-client and `Connection.protocol` use, e.g. `xhr-streaming`. */
   readonly protocol: string;
   readonly contentType: string;
   /** Further headers of a response that was accepted, e.g. `X-Content-Type-Options`. */
   readonly headers?: Headers;
-  /** `xhr`: the XHR CORS rules; `eventsource`: its own (PROTOCOL.md 5.4); `none`: no CORS headers. */
-  readonly cors: 'xhr' | 'eventsource' | 'none';
   readonly streaming: boolean;
   /**
    * Checks the request's query string, without its `?` (e.g. for a callback name), and returns
@@ -32,8 +41,8 @@ export interface ReceivingTransport {
 }
 
 /** A transport the client sends on: the body carries a JSON array of messages. */
-export interface SendingTransport {
-  readonly endpoint: SessionEndpoint;
+export interface SendingTransport extends HttpTransport {
+  readonly role: 'send';
   readonly cors: 'xhr' | 'none';
   /** The JSON text in a body of the given Content-Type, or undefined when the type is not accepted. */
   readonly payload: (contentType: string, body: string) => string | undefined;

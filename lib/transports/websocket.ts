@@ -27,7 +27,7 @@ export const RAW_WEBSOCKET: WebsocketKind = { protocol: 'websocket-raw', framing
 export function refuseUpgrade(req: IncomingMessage, kind: WebsocketKind): StaticResponse | null {
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return HTTP_ERRORS.NOT_A_WEBSOCKET;
   if (kind.framing === 'raw') {
-    // The raw endpoint has never spoken the drafts that preceded RFC 6455.
+    // The raw `/websocket` URL speaks RFC 6455 only, not the drafts before it.
     const version = req.headers['sec-websocket-version'];
     if (version !== '8' && version !== '13') return HTTP_ERRORS.WEBSOCKET_VERSION;
   }

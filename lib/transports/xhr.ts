@@ -8,7 +8,9 @@ const newline = (frame: string) => frame + '\n';
 const POLL_FRAMER: Framer = { prelude: '', wrap: newline };
 
 export const xhrPolling: ReceivingTransport = {
-  endpoint: 'xhr',
+  role: 'receive',
+  path: 'xhr',
+  method: 'POST',
   protocol: 'xhr-polling',
   contentType: JAVASCRIPT,
   cors: 'xhr',
@@ -22,7 +24,9 @@ const XHR_STREAMING_PRELUDE = 'h'.repeat(2048) + '\n';
 const STREAMING_FRAMER: Framer = { prelude: XHR_STREAMING_PRELUDE, wrap: newline };
 
 export const xhrStreaming: ReceivingTransport = {
-  endpoint: 'xhr_streaming',
+  role: 'receive',
+  path: 'xhr_streaming',
+  method: 'POST',
   protocol: 'xhr-streaming',
   contentType: JAVASCRIPT,
   cors: 'xhr',
@@ -34,7 +38,9 @@ export const xhrStreaming: ReceivingTransport = {
 const XHR_SEND_TYPES = new Set(['', 'text/plain', 't', 'application/json', 'application/xml', 'text/xml']);
 
 export const xhrSend: SendingTransport = {
-  endpoint: 'xhr_send',
+  role: 'send',
+  path: 'xhr_send',
+  method: 'POST',
   cors: 'xhr',
   payload: (contentType, body) => (XHR_SEND_TYPES.has(contentType) ? body : undefined),
   accepted: { status: 204, headers: { 'Content-Type': 'text/plain; charset=UTF-8' }, body: '' },

@@ -34,7 +34,7 @@ describe('eventsource', () => {
   it('opens the stream with CR LF and uses text/event-stream without a charset', () => {
     expect(EVENTSOURCE_PRELUDE).toBe('\r\n');
     expect(eventsource.contentType).toBe('text/event-stream');
-    expect(eventsource).toMatchObject({ endpoint: 'eventsource', protocol: 'eventsource', cors: 'eventsource', streaming: true });
+    expect(eventsource).toMatchObject({ path: 'eventsource', method: 'GET', protocol: 'eventsource', cors: 'eventsource', streaming: true });
   });
 
   it('needs no query parameter', () => {

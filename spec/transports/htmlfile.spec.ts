@@ -57,7 +57,7 @@ describe('htmlfile', () => {
 
   it('is a GET stream of text/html in UTF-8 without CORS', () => {
     expect(htmlfile).toMatchObject({
-      endpoint: 'htmlfile',
+      path: 'htmlfile', method: 'GET',
       protocol: 'htmlfile',
       contentType: 'text/html; charset=UTF-8',
       cors: 'none',

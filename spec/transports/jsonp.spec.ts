@@ -14,7 +14,7 @@ describe('jsonp', () => {
 
   it('is a GET poll of UTF-8 JavaScript, never sniffed, without CORS', () => {
     expect(jsonpPolling).toMatchObject({
-      endpoint: 'jsonp',
+      path: 'jsonp', method: 'GET',
       protocol: 'jsonp-polling',
       contentType: 'application/javascript; charset=UTF-8',
       headers: { 'X-Content-Type-Options': 'nosniff' },
@@ -72,7 +72,7 @@ describe('jsonp_send', () => {
   });
 
   it('answers a taken payload with 200 ok in plain UTF-8 text, without CORS', () => {
-    expect(jsonpSend.endpoint).toBe('jsonp_send');
+    expect(jsonpSend).toMatchObject({ path: 'jsonp_send', method: 'POST', role: 'send' });
     expect(jsonpSend.cors).toBe('none');
     expect(jsonpSend.accepted).toEqual({ status: 200, headers: { 'Content-Type': 'text/plain; charset=UTF-8' }, body: 'ok' });
   });
