@@ -212,7 +212,7 @@ describe('route', () => {
     expect(route(withOnly('websocket-raw'), 'GET', '/echo/a/s/websocket')).toStrictEqual(DISABLED);
   });
 
-  const ENDPOINTS: ReadonlyArray<[SessionPath, string]> = [
+  const SESSION_URLS: ReadonlyArray<[SessionPath, string]> = [
     ['xhr', 'POST'],
     ['xhr_send', 'POST'],
     ['xhr_streaming', 'POST'],
@@ -230,11 +230,11 @@ describe('route', () => {
     ['jsonp-polling', ['jsonp', 'jsonp_send']],
     ['websocket', []],
     ['websocket-raw', []],
-  ])('with only %s on, offers exactly the HTTP endpoints %j', (transport, offered) => {
+  ])('with only %s on, offers exactly the HTTP session URLs %j', (transport, offered) => {
     const table = withOnly(transport);
-    for (const [endpoint, method] of ENDPOINTS) {
-      const expected = offered.includes(endpoint) ? session(endpoint) : NOT_FOUND;
-      expect([endpoint, route(table, method, `/echo/a/s/${endpoint}`)]).toStrictEqual([endpoint, expected]);
+    for (const [path, method] of SESSION_URLS) {
+      const expected = offered.includes(path) ? session(path) : NOT_FOUND;
+      expect([path, route(table, method, `/echo/a/s/${path}`)]).toStrictEqual([path, expected]);
     }
   });
 
