@@ -64,13 +64,22 @@ export interface ConnectionInit {
 }
 
 /**
- * What the session table does to a connection: hand it messages (false once the application has
- * stopped reading them), hold back what answers or feeds the client until it reads again, tell it
- * the session closed. Functions rather than methods, so that they stay off the application's API.
+ * The session's side of a connection, which the application never sees: what the session table
+ * does to it. `Connection.open` returns it; the endpoint keeps it while the session lives.
  */
-export let deliverTo: (connection: Connection, messages: readonly string[]) => boolean;
-export let whenReading: (connection: Connection, then: () => void, cost: number) => void;
-export let closeConnection: (connection: Connection, why: CloseReason) => void;
+export interface ConnectionControl {
+  /** The application's side. */
+  readonly connection: Connection;
+  /** Client to application: hands it messages; false once its Readable side holds as much as it should. */
+  deliver(messages: readonly string[]): boolean;
+  /**
+   * Runs `then` now if the application reads, else once it reads again (or the connection
+   * closes); what waits meanwhile counts `cost` bytes against `max_queue_size`.
+   */
+  whenReading(then: () => void, cost: number): void;
+  /** Session to application: the session has closed with `why`; the connection emits `close`. */
+  sessionClosed(why: CloseReason): void;
+}
 
 type WriteCallback = (error?: Error | null) => void;
 
@@ -118,15 +127,26 @@ export class Connection extends Duplex {
   #closed$: Observable<CloseReason> | null = null;
   #decoder: StringDecoder | null = null;
 
-  static {
-    deliverTo = (connection, messages) => connection.#deliver(messages);
-    whenReading = (connection, then, cost) => connection.#whenReading(then, cost);
-    closeConnection = (connection, why) => connection.#close(why);
-  }
+  /** The one implementation of `ConnectionControl`: declared in here, so it reaches the private members. */
+  static readonly #Control = class implements ConnectionControl {
+    constructor(readonly connection: Connection) {}
 
-  /** Creates a connection; the session table drives it with `deliverTo` and `closeConnection`. */
-  static open(init: ConnectionInit): Connection {
-    return new Connection(init);
+    deliver(messages: readonly string[]): boolean {
+      return this.connection.#deliver(messages);
+    }
+
+    whenReading(then: () => void, cost: number): void {
+      this.connection.#whenReading(then, cost);
+    }
+
+    sessionClosed(why: CloseReason): void {
+      this.connection.#sessionClosed(why);
+    }
+  };
+
+  /** Opens the application's connection to a session, and returns the session's side of it. */
+  static open(init: ConnectionInit): ConnectionControl {
+    return new Connection.#Control(new Connection(init));
   }
 
   private constructor(init: ConnectionInit) {
@@ -268,8 +288,8 @@ export class Connection extends Duplex {
   }
 
   /**
-   * Closes the session with a code and reason (default 1000, "Normal closure"). Returns `false`
-   * when it was not open.
+   * Asks the session to close with a code and reason (default 1000, "Normal closure"); the
+   * `close` event follows once it has. Returns `false` when it was not open.
    */
   close(code?: number | string, reason?: string): boolean {
     if (this.#readyState !== OPEN) return false;
@@ -377,7 +397,7 @@ export class Connection extends Duplex {
     if (this.#receiving > this.#maxQueueSize) this.close(CLOSE_REASONS.RECEIVE_QUEUE_FULL.code, CLOSE_REASONS.RECEIVE_QUEUE_FULL.reason);
   }
 
-  #close(why: CloseReason): void {
+  #sessionClosed(why: CloseReason): void {
     if (this.#readyState === CLOSED) return;
     this.#readyState = CLOSED;
     this.#why = why;

@@ -2,10 +2,14 @@
  * The HTTP edge: writes responses that are data to a ServerResponse, or to the raw socket of an
  * `upgrade` event (which has no ServerResponse).
  */
-import { type ServerResponse, STATUS_CODES } from 'http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'http';
 import type { Duplex } from 'stream';
+import { Observable } from 'rxjs';
 import { type Headers, mergeHeaders } from './headers';
 import type { StaticResponse } from './pages';
+
+/** Where the HTTP side logs: the application's `log`, guarded. */
+export type Log = (severity: string, message: string) => void;
 
 export function setHeaders(res: ServerResponse, headers: Headers): void {
   for (const name in headers) res.setHeader(name, headers[name]!);
@@ -21,6 +25,18 @@ export function respond(res: ServerResponse, response: StaticResponse, extra?: H
   if (response.body) headers['Content-Length'] = String(Buffer.byteLength(response.body));
   res.writeHead(response.status, headers);
   res.end(response.body);
+}
+
+/**
+ * `respond` when subscribed, with the request logged at `info` (`METHOD URL STATUS`); it then
+ * completes without a value.
+ */
+export function answered(req: IncomingMessage, res: ServerResponse, response: StaticResponse, headers: Headers | undefined, log: Log): Observable<never> {
+  return new Observable<never>((subscriber) => {
+    respond(res, response, headers);
+    log('info', `${req.method} ${req.url} ${response.status}`);
+    subscriber.complete();
+  });
 }
 
 /**
@@ -80,4 +96,13 @@ export function respondOnSocket(socket: Duplex, response: StaticResponse): void 
   // What the client sends after its head is read and dropped, so that its end is seen and the
   // socket closes as soon as both sides are done.
   socket.resume();
+}
+
+/** `respondOnSocket` when subscribed, logged as `answered` logs; it then completes without a value. */
+export function answeredOnSocket(req: IncomingMessage, socket: Duplex, response: StaticResponse, log: Log): Observable<never> {
+  return new Observable<never>((subscriber) => {
+    respondOnSocket(socket, response);
+    log('info', `${req.method} ${req.url} ${response.status}`);
+    subscriber.complete();
+  });
 }

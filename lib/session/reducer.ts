@@ -2,6 +2,7 @@
  * A session as a pure reducer: (state, event, now) -> (state, effects). Nothing here touches a
  * socket or a clock; the effects are data, performed by `session.ts`, and time arrives as `now`.
  */
+import type { IncomingMessage } from 'http';
 import { closeFrame, heartbeatFrame, messageFrame, openFrame } from '../frames';
 import type { Framing, Receiver } from './receiver';
 import { type CloseReason, CLOSE_REASONS } from '../errors';
@@ -28,7 +29,7 @@ export interface Source {
 
 export type SessionEvent =
   /** A receiving request or a websocket arrived for this session. */
-  | { readonly type: 'attach'; readonly key: SessionKey; readonly receiver: Receiver; readonly request: unknown }
+  | { readonly type: 'attach'; readonly key: SessionKey; readonly receiver: Receiver; readonly request: IncomingMessage }
   /** The client went away from a receiver before the server ended it. */
   | { readonly type: 'detach'; readonly key: SessionKey; readonly receiverId: number; readonly why: CloseReason }
   /**
@@ -61,7 +62,7 @@ export type Effect =
   /** Ends a receiver; `abort` drops the socket without a closing handshake (a dead peer). */
   | { readonly type: 'finish'; readonly receiver: Receiver; readonly why: CloseReason; readonly abort?: boolean }
   | { readonly type: 'ping'; readonly receiver: Receiver }
-  | { readonly type: 'open'; readonly receiver: Receiver; readonly request: unknown }
+  | { readonly type: 'open'; readonly receiver: Receiver; readonly request: IncomingMessage }
   | { readonly type: 'deliver'; readonly messages: readonly string[]; readonly source: Source | undefined }
   /** Messages from the client that arrived after the session began closing, and go nowhere. */
   | { readonly type: 'dropped'; readonly count: number }
@@ -322,7 +323,7 @@ function refuse(b: Builder, receiver: Receiver): void {
   b.effects.push({ type: 'finish', receiver, why: CLOSE_REASONS.ANOTHER_CONNECTION });
 }
 
-function onAttach(b: Builder, receiver: Receiver, request: unknown): void {
+function onAttach(b: Builder, receiver: Receiver, request: IncomingMessage): void {
   const { phase } = b.state;
   if (phase === 'ended') {
     refuse(b, receiver);

@@ -30,12 +30,15 @@ import { groupUntil, mergeEach } from './keyed';
 import { oneAtATime } from './one-at-a-time';
 import { CLOSE_REASONS } from '../errors';
 
-/** What the effects of one session are performed against: its key and, once open, its connection. */
+/**
+ * What the effects of one session are performed against: its key, and what the performer keeps
+ * for it (the endpoint: its connection's control, once open). The table never reads `handle`.
+ */
 export interface SessionContext<C> {
   readonly key: SessionKey;
   /** Sends an event to this session, e.g. from its connection. */
   readonly post: (event: SessionEvent) => void;
-  connection: C | null;
+  handle: C | null;
 }
 
 export interface Performed<C> {
@@ -142,7 +145,7 @@ function faulted(state: SessionState, event: SessionEvent, error: unknown, env: 
  * request). A server holds thousands of these, so a session is one object, not closures.
  */
 class Session<C> extends Subscriber<SessionEvent> implements SessionContext<C> {
-  connection: C | null = null;
+  handle: C | null = null;
   #state: SessionState = INITIAL;
   readonly #heartbeat: Alarm = new Alarm(this, 'heartbeat');
   readonly #expiry: Alarm = new Alarm(this, 'expire');

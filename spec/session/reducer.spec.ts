@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'http';
 import fc from 'fast-check';
 import type { Receiver } from '../../lib/session/receiver';
 import {
@@ -9,6 +10,8 @@ import {
   step,
 } from '../../lib/session/reducer';
 
+/** The request a receiver came with: the reducer only hands it on, to the 'open' effect. */
+const REQUEST = {} as IncomingMessage;
 const config: SessionConfig = { heartbeatDelay: 25_000, disconnectDelay: 5_000 };
 const noSink = { write: () => undefined, end: () => undefined };
 
@@ -85,7 +88,7 @@ function run(commands: readonly Command[]): Run {
     let event: SessionEvent;
     switch (c.kind) {
       case 'attach':
-        event = { type: 'attach', key: 's', receiver: receiver(++receivers, c.transport), request: null };
+        event = { type: 'attach', key: 's', receiver: receiver(++receivers, c.transport), request: REQUEST };
         break;
       case 'detach':
         event = { type: 'detach', key: 's', receiverId: attachedId(), why: { code: 1002, reason: 'Connection interrupted' } };
@@ -204,7 +207,7 @@ describe('the session reducer, for any sequence of events', () => {
 
 describe('the queue of an absent receiver', () => {
   it('appends without copying what was queued before, and hands a poll every message in order', () => {
-    let state = step(INITIAL, { type: 'attach', key: 's', receiver: receiver(1, 'poll'), request: null }, 0, config).state;
+    let state = step(INITIAL, { type: 'attach', key: 's', receiver: receiver(1, 'poll'), request: REQUEST }, 0, config).state;
     const n = 10_000;
     const queues: Array<SessionState['queue']> = [];
     for (let i = 0; i < n; i++) {
@@ -213,7 +216,7 @@ describe('the queue of an absent receiver', () => {
     }
     // Each step's queue holds only its own batch and points at the one before it.
     for (let i = 1; i < n; i++) expect(queues[i]!.earlier).toBe(queues[i - 1]);
-    const { effects } = step(state, { type: 'attach', key: 's', receiver: receiver(2, 'poll'), request: null }, 2, config);
+    const { effects } = step(state, { type: 'attach', key: 's', receiver: receiver(2, 'poll'), request: REQUEST }, 2, config);
     const write = effects.find((e): e is Extract<Effect, { type: 'write' }> => e.type === 'write');
     expect(write?.chunk).toBe(`a${JSON.stringify(Array.from({ length: n }, (_, i) => `m${i}`))}\n`);
   });

@@ -1,9 +1,12 @@
+import type { IncomingMessage } from 'http';
 import { map, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import type { Receiver } from '../../lib/session/receiver';
 import type { Reply, SessionEvent, SessionKey } from '../../lib/session/reducer';
 import { type Performed, sessionTable } from '../../lib/session/session';
 
+/** The request a receiver came with: the reducer only hands it on, to the 'open' effect. */
+const REQUEST = {} as IncomingMessage;
 const HEARTBEAT = 25_000;
 const DISCONNECT = 5_000;
 const config = { heartbeatDelay: HEARTBEAT, disconnectDelay: DISCONNECT };
@@ -24,7 +27,7 @@ function receiver(kind: 'poll' | 'stream' | 'websocket', limit = 4096): Receiver
   };
 }
 
-const attach = (r: Receiver, key: SessionKey = 's'): SessionEvent => ({ type: 'attach', key, receiver: r, request: null });
+const attach = (r: Receiver, key: SessionKey = 's'): SessionEvent => ({ type: 'attach', key, receiver: r, request: REQUEST });
 const send = (text: string, key: SessionKey = 's', ack?: () => void): SessionEvent => ({ type: 'outgoing', key, messages: [text], ack });
 const reply: Reply = { accept: () => undefined, unknownSession: () => undefined };
 

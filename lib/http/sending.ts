@@ -1,0 +1,72 @@
+/**
+ * A send (`xhr_send`, `jsonp_send`): its body read and checked, then handed to its session as one
+ * `incoming` event whose reply answers the request once the session has taken the messages.
+ */
+import type { IncomingMessage, ServerResponse } from 'http';
+import { defer, type Observable } from 'rxjs';
+import { HTTP_ERRORS } from '../errors';
+import { parsePayload } from '../payload';
+import type { SessionEvent, SessionKey } from '../session/reducer';
+import { mediaType, type SendingTransport } from '../transports/transport';
+import { type Body, readBody } from './body';
+import { mergeHeaders } from './headers';
+import { notFound, type StaticResponse } from './pages';
+import type { HttpPolicy } from './policy';
+import { type Log, respond } from './respond';
+
+/** The messages of a send's body, or the answer that refuses it. */
+export function sentMessages(transport: SendingTransport, contentType: string | undefined, body: Body, maxMessages: number): readonly string[] | StaticResponse {
+  if (body === null) return HTTP_ERRORS.PAYLOAD_TOO_LARGE;
+  const payload = parsePayload(transport.payload(mediaType(contentType), body), maxMessages);
+  return payload.ok ? payload.messages : HTTP_ERRORS[payload.error];
+}
+
+export interface SendingContext {
+  readonly policy: HttpPolicy;
+  readonly maxMessageSize: number;
+  readonly maxMessages: number;
+  readonly now: () => number;
+  readonly log: Log;
+  /** Logs a fault that was caught. */
+  readonly fault: (what: string, error: unknown) => void;
+}
+
+/**
+ * The session event of a send, once its body is whole and checked; a refused body is answered
+ * instead, and nothing is emitted. A body over the limit is not read to its end: the connection
+ * closes after the answer. Nothing is read or written before it is subscribed.
+ */
+export function sending(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: SessionKey, context: SendingContext): Observable<SessionEvent> {
+  return defer(() => send(req, res, transport, key, context));
+}
+
+function send(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: SessionKey, context: SendingContext): Observable<SessionEvent> {
+  const { policy } = context;
+  const base = policy.sessionHeaders(req, res);
+  const headers = transport.cors === 'xhr' ? mergeHeaders(base, policy.cors(req)) : base;
+  const read = (body: Body): SessionEvent | undefined => {
+    const messages = sentMessages(transport, req.headers['content-type'], body, context.maxMessages);
+    if ('status' in messages) {
+      respond(res, messages, body === null ? mergeHeaders(headers, { Connection: 'close' }) : headers);
+      context.log('info', `${req.method} ${req.url} ${messages.status}`);
+      return undefined;
+    }
+    const reply = {
+      accept: () => respond(res, transport.accepted, headers),
+      unknownSession: () => respond(res, notFound(false, context.now()), headers),
+    };
+    return { type: 'incoming', key, messages, reply };
+  };
+  // Run from the request's listeners, where a throw would reach the process: a fault is
+  // answered with 500 and logged.
+  const guarded = (body: Body): SessionEvent | undefined => {
+    try {
+      return read(body);
+    } catch (error) {
+      context.fault(`${req.method} ${req.url}`, error);
+      respond(res, HTTP_ERRORS.INTERNAL, mergeHeaders(headers, { Connection: 'close' }));
+      return undefined;
+    }
+  };
+  return readBody(req, context.maxMessageSize, guarded, () => respond(res, HTTP_ERRORS.SHUTTING_DOWN, mergeHeaders(headers, { Connection: 'close' })));
+}
