@@ -375,8 +375,8 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
 
   /**
    * Ends the subscriber at once: what it may have queued (SUBSCRIBE, UNSUBSCRIBE) is undone by
-   * the end of the connection anyway, and node-redis's close() was seen never to settle with an
-   * UNSUBSCRIBE of the last channel under way.
+   * the end of the connection anyway, and node-redis's close() does not settle while an
+   * UNSUBSCRIBE of the last channel is under way.
    */
   const endSubscriber = (): void => {
     if (subscriber.isOpen) subscriber.destroy();

@@ -1501,7 +1501,6 @@ batch.crashAfterProbe = async (child, ran, started) => {
   return { ok: false, started, restart: true };
 };
 
-/** Replays suspects one at a time on a fresh server until one crashes it with `signature`. */
 /** Replays suspects one at a time, each on a fresh server, until `reproduces(child)` says one did it. */
 async function findCulprit(suspects, reproduces) {
   const until = Math.min(Date.now() + LIMITS.triageMs, runDeadline + 10_000);

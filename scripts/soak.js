@@ -15,18 +15,16 @@
  *   synchronous loop (200 MB if nothing stopped it), to a websocket and an xhr-streaming
  *   response whose clients do not read. The session must close with 1013 "Send queue full" once
  *   max_queue_size is passed, and refuse every later write at once. Bound: 4 MiB + 8 MB.
- *   Measured: +4.3 MB (websocket) and +4.2 MB (xhr-streaming), closed at write 1,014 of 50,000.
  * - A flood of tiny messages to `conn.pipe(conn)`: two websocket clients sending 200,000 `["x"]`,
  *   an xhr client sending bodies of 10,000 empty strings while it polls, and one that never
  *   polls; every session must end once the clients go. The echo keeps its receiving side near
  *   empty (the server stops reading while the pipe waits), so a session holds at most its send
  *   queue. Bound: (most sessions at once) x 4 MiB + 8 MB.
- *   Measured: +4.4 to +6.3 MB, with 4 or 5 sessions at once.
  * - A stalled inbound pipe: `conn.pipe()` into a Writable that takes one message per 50 ms, and
  *   `conn.pause()` for good, while websocket clients flood them. The server must stop reading
  *   them (the clients' `bufferedAmount` fills and stays) and keep the sessions open; an xhr
  *   client gets no answer to its send, and one that sends on without answers gets 1013 "Receive
- *   queue full". Bound: 4 MiB + 8 MB. Measured: +3.0 to +3.3 MB.
+ *   queue full". Bound: 4 MiB + 8 MB.
  *
  *   npm run soak                     # 20,000 sessions
  *   node scripts/soak.js --sessions 1000 --max-seconds 60

@@ -2,7 +2,7 @@
  * Two operators for streams that hold many long-lived inner streams (one per session, one per
  * open request). RxJS's `groupBy` with a `duration` and `mergeMap` keep each inner subscription
  * in an array on their parent subscription, so ending one of n sessions scans all n: with
- * thousands of sessions that scan was a tenth of the server's time. These keep them in a Map
+ * thousands of sessions that scan is a tenth of the server's time. These keep them in a Map
  * or a Set, so a session starts and ends in constant time. They behave as those operators do,
  * with one difference: `groupUntil` has no reference counting. Unsubscribing from its output
  * (a `take(1)` after it, say) unsubscribes from the source at once, and every group stops

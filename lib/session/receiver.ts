@@ -26,6 +26,10 @@ export interface Sink {
  * stream is over its high-water mark, so that it waits for the flush; else none, and the caller
  * calls `taken` right after the write. An acknowledgement ignores the error argument: a failed
  * write ends the socket, and the session with it.
+ *
+ * Each transport writes with a call of its own (`res.write`, `ws.send`, `socket.write`), so the
+ * three lines around this one stay at each call site: a helper that took the write as a function
+ * would cost a closure per message.
  */
 export function onFlush(stream: { readonly writableNeedDrain: boolean }, taken?: () => void): (() => void) | undefined {
   return stream.writableNeedDrain ? taken : undefined;

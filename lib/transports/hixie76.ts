@@ -17,10 +17,9 @@ import { Observable, type Subscription, timer } from 'rxjs';
 import { TLSSocket } from 'tls';
 import { type SessionEvent, type Source } from '../session/reducer';
 import { onFlush, type Receiver } from '../session/receiver';
-import { faultText } from '../errors';
 import { destroyAfter, SOCKET_GRACE_MS } from '../http/respond';
 import { messageEvent, type WebsocketUpgrade } from './websocket';
-import { type CloseReason, CLOSE_REASONS } from '../errors';
+import { type CloseReason, CLOSE_REASONS, faultText } from '../errors';
 
 /** Whether an upgrade request asks for hixie-76 rather than RFC 6455 (which always names a version). */
 export function isHixie76(req: IncomingMessage): boolean {

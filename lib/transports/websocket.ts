@@ -8,12 +8,11 @@ import type { IncomingMessage } from 'http';
 import type { Duplex } from 'stream';
 import { Observable, type Subscriber } from 'rxjs';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import { faultText } from '../errors';
 import type { StaticResponse } from '../http/pages';
 import { parseWebsocketPayload } from '../payload';
 import { type SessionEvent, type SessionKey, type Source } from '../session/reducer';
 import { type Framing, onFlush, type Receiver, type Sink } from '../session/receiver';
-import { type CloseReason, CLOSE_REASONS, HTTP_ERRORS } from '../errors';
+import { type CloseReason, CLOSE_REASONS, faultText, HTTP_ERRORS } from '../errors';
 
 export interface WebsocketKind {
   readonly protocol: 'websocket' | 'websocket-raw';
