@@ -94,7 +94,12 @@ export class Endpoint {
       fault: (what, error) => this.#fault(what, error),
     };
     this.#wss = createWebsocketServer(options.max_message_size);
-    const events$ = this.#http$.pipe(mergeEach((event) => this.#dispatch(event)));
+    const events$ = this.#http$.pipe(
+      mergeEach(
+        (event) => this.#dispatch(event),
+        (error, event) => this.#failed(event, error),
+      ),
+    );
     this.#subscription = sessionTable<ConnectionControl>(events$, {
       scheduler,
       config: { heartbeatDelay: options.heartbeat_delay, disconnectDelay: options.disconnect_delay },
@@ -193,17 +198,19 @@ export class Endpoint {
 
   /** The session events of one HTTP event; its I/O happens when they are subscribed. */
   #dispatch(event: HttpEvent): Observable<SessionEvent> {
-    try {
-      return event.type === 'request' ? this.#request(event.req, event.res, event.route) : this.#upgrade(event);
-    } catch (error) {
-      // A fault in one request is answered with 500 and logged; it must not stop the pipeline
-      // that serves every other request.
-      this.#fault(`${event.req.method} ${event.req.url}`, error);
-      if (event.type === 'upgrade') respondOnSocket(event.socket, HTTP_ERRORS.INTERNAL);
-      else if (event.res.headersSent) event.res.destroy();
-      else respond(event.res, HTTP_ERRORS.INTERNAL);
-      return EMPTY;
-    }
+    return event.type === 'request' ? this.#request(event.req, event.res, event.route) : this.#upgrade(event);
+  }
+
+  /**
+   * A fault in serving one event (a throwing jsessionid function, say), from `#dispatch` or from
+   * what it returned: answered with 500 and logged, while the pipeline goes on serving every
+   * other request.
+   */
+  #failed(event: HttpEvent, error: unknown): void {
+    this.#fault(`${event.req.method} ${event.req.url}`, error);
+    if (event.type === 'upgrade') respondOnSocket(event.socket, HTTP_ERRORS.INTERNAL);
+    else if (event.res.headersSent) event.res.destroy();
+    else respond(event.res, HTTP_ERRORS.INTERNAL);
   }
 
   #request(req: IncomingMessage, res: ServerResponse, target: Route): Observable<SessionEvent> {

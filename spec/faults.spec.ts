@@ -409,6 +409,56 @@ describe('applications that throw', () => {
     expect(logged.some((line) => line.includes('connection fault'))).toBe(true);
     await stillServing(running!.port);
   });
+
+  it.each([
+    ['a poll', 'POST', 'xhr', undefined],
+    ['a stream', 'POST', 'xhr_streaming', undefined],
+    ['an eventsource', 'GET', 'eventsource', undefined],
+    ['an htmlfile', 'GET', 'htmlfile?c=cb', undefined],
+    ['a jsonp poll', 'GET', 'jsonp?c=cb', undefined],
+    ['an xhr_send', 'POST', 'xhr_send', '["a"]'],
+    ['a jsonp_send', 'POST', 'jsonp_send', 'd=%5B%22a%22%5D'],
+    ['a preflight', 'OPTIONS', 'xhr', undefined],
+  ])('answers %s 500 when the jsessionid function throws, and goes on serving', async (_name, method, path, body) => {
+    let calls = 0;
+    const { port, logged } = await start({
+      jsessionid: () => {
+        if (calls++ % 2 === 0) throw new Error('cookie fault');
+      },
+    });
+    const session = randomUUID();
+    const headers: Record<string, string> = body?.startsWith('d=') ? { 'Content-Type': 'application/x-www-form-urlencoded' } : {};
+    const r = await RawResponse.open(port, { method, path: `/echo/0/${session}/${path}`, headers, body });
+    expect([r.status, await r.body()]).toStrictEqual([500, 'Internal Server Error']);
+    expect(logged.filter((line) => line.startsWith('error ') && line.includes('cookie fault'))).toHaveLength(1);
+    // The next request of the same kind gets the function's second call, which does not throw.
+    const next = await RawResponse.open(port, { method: 'POST', path: `/echo/0/${session}/xhr` });
+    expect([next.status, await next.body()]).toStrictEqual([200, 'o\n']);
+    await stillServing(port);
+  });
+
+  it('answers 500 when the origins function throws, on a request and on an upgrade, and goes on serving', async () => {
+    const { port, logged } = await start({
+      origins: (origin) => {
+        if (origin === 'http://throws.example') throw new Error('origin fault');
+        return true;
+      },
+    });
+    const info = await RawResponse.open(port, { method: 'GET', path: '/echo/info', headers: { Origin: 'http://throws.example' } });
+    expect([info.status, await info.body()]).toStrictEqual([500, 'Internal Server Error']);
+    const upgrade = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+      socket.on('close', () => resolve(text));
+      socket.write(upgradeHead(`/echo/0/${randomUUID()}/websocket`, 'Origin: http://throws.example\r\n'));
+    });
+    expect(upgrade.split('\r\n')[0]).toBe('HTTP/1.1 500 Internal Server Error');
+    expect(logged.filter((line) => line.includes('origin fault'))).toHaveLength(2);
+    const ok = await RawResponse.open(port, { method: 'GET', path: '/echo/info', headers: { Origin: 'http://fine.example' } });
+    expect(ok.status).toBe(200);
+    await stillServing(port);
+  });
 });
 
 describe('writes to a connection that cannot take them', () => {

@@ -125,12 +125,15 @@ export function groupUntil<T, K>(keyOf: (value: T) => K, isLast: (value: T) => b
 
 /**
  * One inner stream of `mergeEach`, which forgets itself when it ends. A Subscriber itself, so
- * that RxJS wraps it in nothing more.
+ * that RxJS wraps it in nothing more; `value` is the source value it was projected from.
  */
-class Inner<R> extends Subscriber<R> {
+class Inner<T, R> extends Subscriber<R> {
   done = false;
 
-  constructor(private readonly outer: { next(value: R): void; error(error: unknown): void; finished(inner: Inner<R>): void }) {
+  constructor(
+    private readonly outer: { next(value: R): void; error(error: unknown, value: T): void; finished(inner: Inner<T, R>): void },
+    private readonly value: T,
+  ) {
     super();
   }
 
@@ -141,7 +144,8 @@ class Inner<R> extends Subscriber<R> {
   protected override _error(error: unknown): void {
     this.done = true;
     this.unsubscribe();
-    this.outer.error(error);
+    this.outer.error(error, this.value);
+    this.outer.finished(this);
   }
 
   protected override _complete(): void {
@@ -154,16 +158,24 @@ class Inner<R> extends Subscriber<R> {
 /**
  * `mergeMap(project)` without a concurrency limit: every inner stream is subscribed at once and
  * their values are merged. Completes once the source and every inner stream have.
+ *
+ * With `failed`, an error of `project` or of one inner stream (its subscribe function throwing,
+ * say) goes to `failed` with the source value it came from, only that inner stream ends, and the
+ * merged stream goes on; without it, the error ends the merged stream, as in `mergeMap`.
  */
-export function mergeEach<T, R>(project: (value: T) => ObservableInput<R>): OperatorFunction<T, R> {
+export function mergeEach<T, R>(project: (value: T) => ObservableInput<R>, failed?: (error: unknown, value: T) => void): OperatorFunction<T, R> {
   return (source) =>
     new Observable<R>((subscriber) => {
-      const open = new Set<Inner<R>>();
+      const open = new Set<Inner<T, R>>();
       let sourceDone = false;
+      const fail = (error: unknown, value: T) => {
+        if (failed) failed(error, value);
+        else subscriber.error(error);
+      };
       const outer = {
         next: (value: R) => subscriber.next(value),
-        error: (error: unknown) => subscriber.error(error),
-        finished: (inner: Inner<R>) => {
+        error: fail,
+        finished: (inner: Inner<T, R>) => {
           open.delete(inner);
           if (sourceDone && open.size === 0) subscriber.complete();
         },
@@ -174,10 +186,10 @@ export function mergeEach<T, R>(project: (value: T) => ObservableInput<R>): Oper
           try {
             input = project(value);
           } catch (error) {
-            subscriber.error(error);
+            fail(error, value);
             return;
           }
-          const inner = new Inner<R>(outer);
+          const inner = new Inner<T, R>(outer, value);
           open.add(inner);
           from(input).subscribe(inner);
           // An inner stream that ended while it was subscribed has forgotten itself already.

@@ -136,4 +136,43 @@ describe('mergeEach', () => {
       expectObservable(source.pipe(failing)).toBe('-#', undefined, new Error('project'));
     });
   });
+
+  it('with a failed handler, hands it each error with its source value, ends only that inner and goes on', () => {
+    scheduler().run(({ cold, hot, expectObservable, expectSubscriptions, flush }) => {
+      const a = cold('----1|', { 1: 'a1' });
+      const b = cold('-#', undefined, new Error('inner'));
+      const c = cold('-1|', { 1: 'c1' });
+      const source = hot('-a-b-t-c-|', { a, b, c, t: 'throw' });
+      const failures: unknown[][] = [];
+      const merged = source.pipe(
+        mergeEach(
+          (inner: Observable<string> | string) => {
+            if (typeof inner === 'string') throw new Error('project');
+            return inner;
+          },
+          (error, value) => failures.push([(error as Error).message, value === b ? 'b' : value]),
+        ),
+      );
+      expectObservable(merged).toBe('-----x--y|', { x: 'a1', y: 'c1' });
+      expectSubscriptions(a.subscriptions).toBe('-^----!');
+      flush();
+      expect(failures).toStrictEqual([
+        ['inner', 'b'],
+        ['project', 'throw'],
+      ]);
+    });
+  });
+
+  it('with a failed handler, also takes an inner whose subscribe function throws', () => {
+    const failures: unknown[] = [];
+    const values: string[] = [];
+    let completed = false;
+    const throwing = new Observable<string>(() => {
+      throw new Error('subscribe');
+    });
+    of(throwing, of('after'))
+      .pipe(mergeEach((inner) => inner, (error) => failures.push((error as Error).message)))
+      .subscribe({ next: (value) => values.push(value), complete: () => (completed = true) });
+    expect([failures, values, completed]).toStrictEqual([['subscribe'], ['after'], true]);
+  });
 });
