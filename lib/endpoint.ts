@@ -69,8 +69,8 @@ export class Endpoint {
   /** Set when the pipeline has failed: from then on every request is answered 503 here. */
   #stopped = false;
   #sessions = 0;
-  /** The sessions whose connection is open, so that closing the endpoint can close each. */
-  readonly #open = new Set<Session>();
+  /** The sessions whose connection is open: `connections()` (so `broadcast()`) and `close()` go over them. */
+  readonly #connected = new Set<Session>();
 
   constructor(options: ResolvedOptions, scheduler: SchedulerLike, hooks: EndpointHooks) {
     this.options = options;
@@ -124,7 +124,7 @@ export class Endpoint {
 
   /** The open connections of this endpoint's sessions. */
   *connections(): Iterable<Connection> {
-    for (const session of this.#open) if (session.handle) yield session.handle.connection;
+    for (const session of this.#connected) if (session.handle) yield session.handle.connection;
   }
 
   /** Routes a request; false when it lies outside the prefix and belongs to someone else. */
@@ -171,7 +171,7 @@ export class Endpoint {
   close(): void {
     // Each session is closed as if by its application: pending polls and open streams get the
     // close frame, websockets a close frame, and every connection its close event.
-    for (const session of [...this.#open]) session.post({ type: 'close', key: session.key, why: CLOSE_REASONS.SHUTTING_DOWN });
+    for (const session of [...this.#connected]) session.post({ type: 'close', key: session.key, why: CLOSE_REASONS.SHUTTING_DOWN });
     this.#http$.complete();
     this.#subscription.unsubscribe();
   }
@@ -296,7 +296,7 @@ export class Endpoint {
           log: this.#logger,
         });
         session.handle = control;
-        this.#open.add(session);
+        this.#connected.add(session);
         this.#logger('debug', `session ${String(session.key)} opened over ${effect.receiver.protocol}`);
         hooks.connection(control.connection);
         break;
@@ -332,7 +332,7 @@ export class Endpoint {
         // Every path to the end has told the connection already; this only guards against a gap.
         session.handle?.sessionClosed(CLOSE_REASONS.INTERRUPTED);
         session.handle = null;
-        this.#open.delete(session);
+        this.#connected.delete(session);
         break;
     }
   }
