@@ -612,7 +612,102 @@ function idleSessions(target, p) {
   };
 }
 
-const LOADS = { wsEcho, xhrStreamingPush, xhrSend, xhrPolling, newSessions, idleSessions };
+/**
+ * Fan-out: `receivers` sessions (websockets, or xhr_streaming streams) all receive every message
+ * that the first of them asks the server to send to everyone (`!fanout <payload>`), `inflight`
+ * messages at a time. One operation is one message delivered to one session; the latency is from
+ * the request to the last session's receipt. `floor`: the plain server, on its raw URLs.
+ */
+function fanout(target, p) {
+  const meter = new Meter(p.maxMs);
+  const payload = 'y'.repeat(p.size);
+  const command = `!fanout ${payload}`;
+  const receivers = [];
+  /** Per message sent (by its sequence number): when it was sent and how many sessions still wait for it. */
+  const pending = new Map();
+  let sequence = 0;
+  let running = false;
+  let sent = 0;
+  let stopTimer = null;
+
+  function send() {
+    if (!running || sent >= p.maxOps) return;
+    sent++;
+    pending.set(sequence++, { t0: now(), waiting: receivers.length });
+    const first = receivers[0];
+    if (p.transport === 'websocket') first.ws.send(p.floor ? command : JSON.stringify([command]));
+    else {
+      post(target, `/echo/000/${first.sid}/xhr_send`, JSON.stringify([command]), (err, status) => {
+        if (err || status !== 204) meter.errors++;
+      });
+    }
+  }
+  /** `k` messages arrived at receiver `r`, in the order they were sent. */
+  function received(r, k) {
+    meter.op(k);
+    for (let i = 0; i < k; i++) {
+      const message = pending.get(r.got++);
+      if (!message) continue;
+      if (--message.waiting === 0) {
+        pending.delete(r.got - 1);
+        meter.latency(now() - message.t0);
+        send();
+      }
+    }
+  }
+  function onFrame(r, type, frame) {
+    if (type === 0x61 /* a */) received(r, countFrame(frame, p.size));
+    else if (type === 0x6f /* o */) r.opened = true;
+    else if (type === 0x63 /* c */) meter.errors++;
+  }
+
+  return {
+    async setup() {
+      if (p.transport === 'websocket') {
+        await pool(p.receivers, 100, async () => {
+          const ws = await openWebsocket(target, !p.floor);
+          const r = { ws, got: sequence, opened: true };
+          ws.on('message', (data) => onFrame(r, data[0], data));
+          ws.on('error', () => meter.errors++);
+          receivers.push(r);
+        });
+      } else {
+        for (let i = 0; i < p.receivers; i++) {
+          const r = { sid: sessionId(), got: sequence, opened: false, stream: null };
+          r.stream = new Stream(target, r.sid, (line) => onFrame(r, line.charCodeAt(0), line), () => meter.errors++);
+          receivers.push(r);
+          // Opened in batches, so that the server is not handed thousands of connections at once.
+          if (i % 200 === 199) await until(() => receivers.every((x) => x.opened), 30000, 'xhr_streaming sessions to open');
+        }
+        await until(() => receivers.every((x) => x.opened), 30000, 'xhr_streaming sessions to open');
+      }
+    },
+    start() {
+      meter.reset();
+      // Budgets are per round: the sessions stay, the counts start again.
+      sent = 0;
+      running = true;
+      stopTimer = setTimeout(() => (running = false), p.maxMs);
+      for (let i = 0; i < p.inflight; i++) send();
+    },
+    collect: (window) => meter.collect(window),
+    async pause() {
+      running = false;
+      clearTimeout(stopTimer);
+      await until(() => pending.size === 0, 10000, 'fan-out messages in flight').catch(() => {});
+      // What never arrived is not waited for in the next round.
+      for (const r of receivers) r.got = sequence;
+      pending.clear();
+    },
+    async teardown() {
+      await this.pause();
+      if (p.transport === 'websocket') await closeWebsockets(receivers.map((r) => r.ws), 10000);
+      else for (const r of receivers) r.stream.close();
+    },
+  };
+}
+
+const LOADS = { wsEcho, xhrStreamingPush, xhrSend, xhrPolling, newSessions, idleSessions, fanout };
 
 // ---------------------------------------------------------------------------------------------
 

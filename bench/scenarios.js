@@ -114,6 +114,38 @@ function scenarios(mode, limits) {
     },
   );
 
+  // Fan-out: one message to n sessions, by server.broadcast() and by the application's loop.
+  // sockjs has no broadcast(): its service loops in both. 10,000 sessions per server are more
+  // than the generator holds for three servers at once, so that row runs them apart.
+  for (const receivers of [100, 1000, 10000].filter((n) => n <= Math.min(mode.idleLarge, limits.idleCap))) {
+    for (const via of ['broadcast', 'loop']) {
+      list.push({
+        id: `fanout-websocket-${receivers}-${via}`,
+        title: `fan-out to ${plural(receivers, 'websocket session')} through ${via === 'broadcast' ? 'broadcast()' : 'a write() loop'}, 32 B`,
+        op: 'delivered message',
+        latency: 'from the request to the last session',
+        measure: 'throughput',
+        apart: receivers > 1000,
+        kinds: ['ours', 'sockjs', 'ws'],
+        serverOptions: { fanout: via },
+        load: (kind) => bounded({ type: 'fanout', transport: 'websocket', floor: kind === 'ws', receivers, size: 32, inflight: 2 }),
+      });
+    }
+  }
+  const streams = Math.min(1000, mode.idleLarge, limits.idleCap);
+  for (const via of ['broadcast', 'loop']) {
+    list.push({
+      id: `fanout-xhr-streaming-${streams}-${via}`,
+      title: `fan-out to ${plural(streams, 'xhr-streaming session')} through ${via === 'broadcast' ? 'broadcast()' : 'a write() loop'}, 32 B`,
+      op: 'delivered message',
+      latency: 'from the request to the last session',
+      measure: 'throughput',
+      kinds: ['ours', 'sockjs', 'ws'],
+      serverOptions: { fanout: via },
+      load: (kind) => bounded({ type: 'fanout', transport: 'xhr-streaming', floor: kind === 'ws', receivers: streams, size: 32, inflight: 2 }),
+    });
+  }
+
   const small = Math.min(mode.idleSmall, limits.idleCap);
   const large = Math.min(mode.idleLarge, limits.idleCap);
   list.push(
@@ -167,6 +199,19 @@ const TARGETS = [
   { name: 'heap per idle websocket session', metric: 'heapPerSession', max: 0.5, scenarios: ['idle-websocket-small', 'idle-websocket-large'] },
   { name: 'RSS per idle websocket session', metric: 'rssPerSession', max: 0.6, scenarios: ['idle-websocket-small', 'idle-websocket-large'] },
   { name: 'heartbeat CPU, idle websocket sessions', metric: 'cpuPerOp', max: 0.7, scenarios: ['idle-websocket-large'] },
+  {
+    name: 'fan-out through broadcast(), server CPU per delivered message',
+    metric: 'cpuPerOp',
+    against: 'ws',
+    max: 1.15,
+    scenarios: ['fanout-websocket-100-broadcast', 'fanout-websocket-1000-broadcast', 'fanout-websocket-10000-broadcast', 'fanout-xhr-streaming-1000-broadcast'],
+  },
+  {
+    name: 'fan-out through a write() loop, server CPU per delivered message',
+    metric: 'cpuPerOp',
+    max: 0.8,
+    scenarios: ['fanout-websocket-100-loop', 'fanout-websocket-1000-loop', 'fanout-websocket-10000-loop', 'fanout-xhr-streaming-1000-loop'],
+  },
 ];
 
 module.exports = { MODES, INFLIGHT, scenarios, TARGETS };

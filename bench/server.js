@@ -8,8 +8,11 @@
  * and sockjs 0.3.24) get the same code through the sockjs API; `ws` is a plain WebSocket echo on
  * /echo/websocket, the floor for the websocket path.
  *
- * The echo service also takes two commands, so that one service covers every scenario:
+ * The echo service also takes three commands, so that one service covers every scenario:
  *   `!push <n> <size>`  writes n messages of size bytes back (server push)
+ *   `!fanout <text>`    writes text to every open connection: with the option `fanout: 'broadcast'`
+ *                       through `server.broadcast()` (sockjs-rx; sockjs has none and loops), else
+ *                       with a loop of `conn.write()` in the application
  *   `!sink...`          is dropped (the cost of receiving alone)
  *
  * It talks to the parent over IPC: `ready` with the port once listening, then answers
@@ -24,6 +27,10 @@ const options = JSON.parse(process.argv[3] || '{}');
 
 let open = 0;
 const pushPayloads = new Map();
+/** The open connections of the SockJS servers, for `!fanout`. */
+const conns = new Set();
+/** The SockJS server, for `broadcast()`. */
+let service = null;
 
 function payloadOf(size) {
   let payload = pushPayloads.get(size);
@@ -40,17 +47,25 @@ function command(conn, message) {
     const count = Math.min(Number(n) || 0, 100000);
     const payload = payloadOf(Math.min(Number(size) || 1, 1 << 20));
     for (let i = 0; i < count; i++) conn.write(payload);
+  } else if (message.startsWith('!fanout ')) {
+    const text = message.slice('!fanout '.length);
+    if (options.fanout === 'broadcast' && typeof service.broadcast === 'function') service.broadcast(text);
+    else for (const c of conns) c.write(text);
   }
   // `!sink` and unknown commands are dropped.
 }
 
 function sockjsEcho(conn) {
   open++;
+  conns.add(conn);
   conn.on('data', (message) => {
     if (message.charCodeAt(0) === 0x21) command(conn, message);
     else conn.write(message);
   });
-  conn.on('close', () => open--);
+  conn.on('close', () => {
+    open--;
+    conns.delete(conn);
+  });
 }
 
 /**
@@ -64,7 +79,7 @@ function loadOurs() {
 function serve(server) {
   if (kind === 'ours' || kind === 'sockjs') {
     const sockjs = kind === 'ours' ? loadOurs() : require('sockjs');
-    const service = sockjs.createServer({
+    service = sockjs.createServer({
       log: () => {},
       heartbeat_delay: options.heartbeat_delay ?? 25000,
       disconnect_delay: options.disconnect_delay ?? 5000,
@@ -77,11 +92,21 @@ function serve(server) {
   if (kind === 'ws') {
     const { WebSocketServer } = require('ws');
     const wss = new WebSocketServer({ server, path: '/echo/websocket', perMessageDeflate: false, clientTracking: false });
+    const sockets = new Set();
     wss.on('connection', (ws) => {
       open++;
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-      ws.on('close', () => open--);
+      sockets.add(ws);
+      ws.on('message', (data, isBinary) => {
+        if (!isBinary && data.toString('latin1', 0, 8) === '!fanout ') fanoutFloor(sockets, data.toString('utf8', 8));
+        else ws.send(data, { binary: isBinary });
+      });
+      ws.on('close', () => {
+        open--;
+        sockets.delete(ws);
+      });
     });
+    // The fan-out floor on xhr_streaming: the open streams, which an `xhr_send` of `["!fanout …"]` writes to.
+    const streams = new Set();
     // The HTTP floor: Node's own http answering the session URLs with fixed frames, with no
     // session behind them, so the HTTP rows show what Node's HTTP costs before any SockJS work.
     // With `floorPolls` (the xhr-polling scenario) it also keeps the least a poll round trip
@@ -98,6 +123,12 @@ function serve(server) {
         const chunks = [];
         req.on('data', (chunk) => chunks.push(chunk));
         req.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          if (body.startsWith('["!fanout ')) {
+            // Quoted and framed once; the same bytes go to every stream.
+            const frame = Buffer.from(`a${JSON.stringify([JSON.parse(body)[0].slice('!fanout '.length)])}\n`);
+            for (const stream of streams) stream.write(frame);
+          }
           const session = polls?.get(parts[3]);
           if (session) {
             // `["m"]` carries `"m"`: the frame is `a["m"]`.
@@ -127,6 +158,8 @@ function serve(server) {
         res.writeHead(200, { 'Content-Type': 'application/javascript; charset=UTF-8' });
         res.write('h'.repeat(2048) + '\n');
         res.write('o\n');
+        streams.add(res);
+        res.on('close', () => streams.delete(res));
       } else {
         res.writeHead(404);
         res.end();
@@ -135,6 +168,16 @@ function serve(server) {
     return;
   }
   throw new Error(`unknown server kind ${kind}`);
+}
+
+/**
+ * The fan-out floor on websockets: `text` quoted and framed once (a SockJS `a[...]` frame in one
+ * unmasked websocket text frame), and the same bytes written to every socket, one write each.
+ */
+function fanoutFloor(sockets, text) {
+  const { Sender } = require('ws');
+  const frame = Buffer.concat(Sender.frame(Buffer.from(`a${JSON.stringify([text])}`), { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }));
+  for (const ws of sockets) ws._socket.write(frame);
 }
 
 function memory() {
