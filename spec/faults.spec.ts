@@ -437,6 +437,31 @@ describe('applications that throw', () => {
     await stillServing(port);
   });
 
+  it('drops a preflight whose jsessionid function sent the headers itself, logs it, and goes on serving', async () => {
+    const { port, logged } = await start({
+      jsessionid: (_req, res) => {
+        res.writeHead(200);
+      },
+    });
+    const started = Date.now();
+    const text = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let received = '';
+      socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(received));
+      socket.write('OPTIONS /echo/info HTTP/1.1\r\nHost: x\r\n\r\n');
+      setTimeout(() => socket.destroy(), 5000).unref();
+    });
+    // The server closes the connection at once: no 204 after the function's own head (which
+    // Node had not flushed yet, so nothing arrives at all).
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(text).toBe('');
+    expect(logged.filter((line) => line.startsWith('error OPTIONS /echo/info'))).toHaveLength(1);
+    expect(logged.some((line) => line.startsWith('info OPTIONS /echo/info 204'))).toBe(false);
+    await stillServing(port);
+  });
+
   it('answers 500 when the origins function throws, on a request and on an upgrade, and goes on serving', async () => {
     const { port, logged } = await start({
       origins: (origin) => {

@@ -21,6 +21,11 @@ export function setHeaders(res: ServerResponse, headers: Headers): void {
  */
 export function respond(res: ServerResponse, response: StaticResponse, extra?: Headers): void {
   if (res.headersSent) return;
+  writeResponse(res, response, extra);
+}
+
+/** `respond` without its guard: throws (ERR_HTTP_HEADERS_SENT) when the headers have been sent. */
+function writeResponse(res: ServerResponse, response: StaticResponse, extra?: Headers): void {
   const headers = mergeHeaders(extra, response.headers);
   if (response.body) headers['Content-Length'] = String(Buffer.byteLength(response.body));
   res.writeHead(response.status, headers);
@@ -29,11 +34,12 @@ export function respond(res: ServerResponse, response: StaticResponse, extra?: H
 
 /**
  * `respond` when subscribed, with the request logged at `info` (`METHOD URL STATUS`); it then
- * completes without a value.
+ * completes without a value. A response whose headers were sent already (by a `jsessionid`
+ * function, say) is a fault: it throws, and the subscriber's owner answers it.
  */
 export function answered(req: IncomingMessage, res: ServerResponse, response: StaticResponse, headers: Headers | undefined, log: Log): Observable<never> {
   return new Observable<never>((subscriber) => {
-    respond(res, response, headers);
+    writeResponse(res, response, headers);
     log('info', `${req.method} ${req.url} ${response.status}`);
     subscriber.complete();
   });
