@@ -517,6 +517,104 @@ function xhrPolling(target, p) {
   };
 }
 
+/**
+ * engine.io 6 long-polling round trips, the same load as `xhrPolling`: per session a GET poll is
+ * always pending and one message is in flight, sent with a POST. Packets are `4<text>` (message),
+ * `2` (ping, answered `3`), several in one body separated by the record separator.
+ */
+function eioPolling(target, p) {
+  const meter = new Meter(p.maxMs);
+  const sessions = [];
+  const payload = 'x'.repeat(p.size);
+  let running = false;
+  let sent = 0;
+  let stopTimer = null;
+  const path = (s) => `/engine.io/?EIO=4&transport=polling&sid=${s.sid}`;
+
+  function request(method, s, body, onDone) {
+    const req = http.request({ host: '127.0.0.1', port: target.port, method, path: path(s), agent: target.agent, headers: { 'content-type': 'text/plain;charset=UTF-8' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => onDone(null, res.statusCode, text));
+      res.on('error', (err) => onDone(err));
+    });
+    req.on('error', (err) => onDone(err));
+    req.end(body);
+    return req;
+  }
+  function send(s) {
+    if (!running || sent >= p.maxOps) return;
+    sent++;
+    s.times.push(now());
+    request('POST', s, `4${payload}`, (err, status) => {
+      if (err || status !== 200) meter.errors++;
+    });
+  }
+  function poll(s) {
+    if (!s.polling) return;
+    s.req = request('GET', s, undefined, (err, status, text) => {
+      s.req = null;
+      if (err || status !== 200) {
+        if (s.polling) meter.errors++;
+        return;
+      }
+      let messages = 0;
+      for (const packet of text.split('\x1e')) {
+        if (packet[0] === '4') messages++;
+        else if (packet === '2') request('POST', s, '3', () => {});
+      }
+      if (messages > 0) {
+        const t = now();
+        meter.op(messages);
+        for (let i = 0; i < messages; i++) {
+          const t0 = s.times.shift();
+          if (t0 !== undefined) meter.latency(t - t0);
+        }
+        if (s.times.length === 0) send(s);
+      }
+      // The poll goes on between rounds too, as engine.io clients do.
+      poll(s);
+    });
+  }
+
+  return {
+    async setup() {
+      await pool(p.sessions, 50, async () => {
+        const opened = await new Promise((resolve, reject) =>
+          request('GET', { sid: '' }, undefined, (err, status, text) => (err || status !== 200 ? reject(err ?? new Error(`status ${status}`)) : resolve(text))),
+        );
+        if (opened[0] !== '0') throw new Error(`expected an open packet, got ${opened.slice(0, 40)}`);
+        const s = { sid: JSON.parse(opened.slice(1)).sid, times: [], polling: true, req: null };
+        sessions.push(s);
+        poll(s);
+      });
+    },
+    start() {
+      meter.reset();
+      // Budgets are per round: the sessions stay, the counts start again.
+      sent = 0;
+      running = true;
+      stopTimer = setTimeout(() => (running = false), p.maxMs);
+      for (const s of sessions) send(s);
+    },
+    collect: (window) => meter.collect(window),
+    async pause() {
+      running = false;
+      clearTimeout(stopTimer);
+      await until(() => sessions.every((s) => s.times.length === 0), 3000, 'polls in flight').catch(() => {});
+      for (const s of sessions) s.times.length = 0;
+    },
+    async teardown() {
+      await this.pause();
+      for (const s of sessions) {
+        s.polling = false;
+        if (s.req) s.req.destroy();
+      }
+    },
+  };
+}
+
 /** New sessions, `concurrency` at a time: a websocket opened until `o` and closed, or an xhr poll answered `o`. */
 function newSessions(target, p) {
   const meter = new Meter(p.maxMs);
@@ -707,7 +805,7 @@ function fanout(target, p) {
   };
 }
 
-const LOADS = { wsEcho, xhrStreamingPush, xhrSend, xhrPolling, newSessions, idleSessions, fanout };
+const LOADS = { wsEcho, xhrStreamingPush, xhrSend, xhrPolling, eioPolling, newSessions, idleSessions, fanout };
 
 // ---------------------------------------------------------------------------------------------
 

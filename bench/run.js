@@ -315,8 +315,10 @@ function describeRow(scenario, summary) {
   const show = (metric, unit) =>
     scenario.kinds.map((kind) => `${kind} ${num(k[kind]?.[metric]?.median)}`).join(', ') +
     ` ${unit}` +
-    (summary.ratios.sockjs?.[metric] ? `; ours/sockjs ${summary.ratios.sockjs[metric].median.toFixed(2)}` : '') +
-    (summary.ratios.ws?.[metric] ? `; ours/ws ${summary.ratios.ws[metric].median.toFixed(2)}` : '');
+    Object.entries(summary.ratios)
+      .filter(([, ratios]) => ratios[metric])
+      .map(([kind, ratios]) => `; ours/${kind} ${ratios[metric].median.toFixed(2)}`)
+      .join('');
   const parts = [];
   if (scenario.measure === 'throughput') {
     parts.push(`CPU ${show('cpuPerOp', 'µs/op')}`);
@@ -436,7 +438,7 @@ async function benchmark(args, mode, env) {
     mode: args.quick ? 'quick' : 'full',
     durationSeconds: (Date.now() - started) / 1000,
     machine: env.machine,
-    versions: { ours: version('ours'), sockjs: version('sockjs'), ws: version('ws') },
+    versions: { ours: version('ours'), sockjs: version('sockjs'), ws: version('ws'), 'engine.io': version('engine.io') },
     wsMasking: wsMasking(),
     commit: env.commit,
     pinned: env.pinned,

@@ -90,9 +90,10 @@ function scenarios(mode, limits) {
       title: 'xhr-polling round trip, 100 sessions, 32 B',
       op: 'round trip',
       measure: 'throughput',
-      kinds: ['ours', 'sockjs', 'ws'],
+      note: 'engine.io: the same round trip over engine.io 6 long-polling (GET poll, POST message)',
+      kinds: ['ours', 'sockjs', 'ws', 'engine.io'],
       serverOptions: { floorPolls: true },
-      load: () => bounded({ type: 'xhrPolling', sessions: 100, size: 32 }),
+      load: (kind) => bounded({ type: kind === 'engine.io' ? 'eioPolling' : 'xhrPolling', sessions: 100, size: 32 }),
     },
     {
       id: 'new-websocket',
@@ -199,6 +200,7 @@ const TARGETS = [
   { name: 'heap per idle websocket session', metric: 'heapPerSession', max: 0.5, scenarios: ['idle-websocket-small', 'idle-websocket-large'] },
   { name: 'RSS per idle websocket session', metric: 'rssPerSession', max: 0.6, scenarios: ['idle-websocket-small', 'idle-websocket-large'] },
   { name: 'heartbeat CPU, idle websocket sessions', metric: 'cpuPerOp', max: 0.7, scenarios: ['idle-websocket-large'] },
+  { name: 'xhr-polling against engine.io long-polling, server CPU per round trip', metric: 'cpuPerOp', against: 'engine.io', max: 1, scenarios: ['xhr-polling'] },
   {
     name: 'fan-out through broadcast(), server CPU per delivered message',
     metric: 'cpuPerOp',

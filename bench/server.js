@@ -2,11 +2,12 @@
 /**
  * One server under test, run as a child of bench/run.js:
  *
- *   node --expose-gc bench/server.js <ours|sockjs|ws> '<json options>'
+ *   node --expose-gc bench/server.js <ours|sockjs|ws|engine.io> '<json options>'
  *
  * Serves an echo service on 127.0.0.1, port 0, under /echo. The SockJS servers (ours from dist/
  * and sockjs 0.3.24) get the same code through the sockjs API; `ws` is a plain WebSocket echo on
- * /echo/websocket, the floor for the websocket path.
+ * /echo/websocket, the floor for the websocket path; `engine.io` is engine.io 6's long-polling
+ * echo under /engine.io/, what socket.io users have where websockets are blocked.
  *
  * The echo service also takes three commands, so that one service covers every scenario:
  *   `!push <n> <size>`  writes n messages of size bytes back (server push)
@@ -164,6 +165,16 @@ function serve(server) {
         res.writeHead(404);
         res.end();
       }
+    });
+    return;
+  }
+  if (kind === 'engine.io') {
+    // engine.io 6 with long-polling only (what socket.io falls back to), echoing each message.
+    const engine = require('engine.io').attach(server, { transports: ['polling'], pingInterval: options.heartbeat_delay ?? 25000 });
+    engine.on('connection', (socket) => {
+      open++;
+      socket.on('message', (data) => socket.send(data));
+      socket.on('close', () => open--);
     });
     return;
   }
