@@ -678,8 +678,25 @@ function newSessions(target, p) {
 function idleSessions(target, p) {
   const sockets = [];
   const streams = [];
+  const polls = [];
   let closed = 0;
   let errors = 0;
+
+  function poll(s) {
+    if (!s.polling) return;
+    s.req = post(target, `/echo/000/${s.sid}/xhr`, '', (err, status, text) => {
+      s.req = null;
+      if (!s.polling) return;
+      if (err || status !== 200) errors++;
+      else if (text[0] === 'c') {
+        // The server closed the session: it is no longer open.
+        closed++;
+        s.polling = false;
+        return;
+      }
+      poll(s);
+    });
+  }
 
   return {
     async setup() {
@@ -689,6 +706,16 @@ function idleSessions(target, p) {
           ws.on('close', () => closed++);
           ws.on('error', () => errors++);
           sockets.push(ws);
+        });
+      } else if (p.transport === 'xhr-polling') {
+        // A poll always pending, as sockjs-client keeps one: answered at each heartbeat (`h`),
+        // then made again at once.
+        await pool(p.sessions, 50, async () => {
+          const s = { sid: sessionId(), polling: true, req: null };
+          const { text } = await postAsync(target, `/echo/000/${s.sid}/xhr`, '');
+          if (text !== 'o\n') throw new Error(`expected o, got ${text.slice(0, 40)}`);
+          polls.push(s);
+          poll(s);
         });
       } else {
         const opened = new Set();
@@ -702,9 +729,13 @@ function idleSessions(target, p) {
     },
     start() {},
     async pause() {},
-    collect: () => ({ open: sockets.length + streams.length - closed, errors }),
+    collect: () => ({ open: sockets.length + streams.length + polls.length - closed, errors }),
     async teardown() {
       for (const stream of streams) stream.close();
+      for (const s of polls) {
+        s.polling = false;
+        if (s.req) s.req.destroy();
+      }
       await closeWebsockets(sockets, 5000);
     },
   };
