@@ -615,7 +615,10 @@ function eioPolling(target, p) {
   };
 }
 
-/** New sessions, `concurrency` at a time: a websocket opened until `o` and closed, or an xhr poll answered `o`. */
+/**
+ * New sessions, `concurrency` at a time: a websocket opened until `o` and closed, or an xhr poll
+ * answered `o`; with `background`, while that many other websocket sessions stay open.
+ */
 function newSessions(target, p) {
   const meter = new Meter(p.maxMs);
   let running = false;
@@ -652,8 +655,17 @@ function newSessions(target, p) {
     active--;
   }
 
+  // A busy server: `background` websocket sessions stay open (and alive) all along.
+  const background = [];
+
   return {
-    async setup() {},
+    async setup() {
+      await pool(p.background ?? 0, 200, async () => {
+        const ws = await openWebsocket(target, p.framed, 30000);
+        ws.on('error', () => meter.errors++);
+        background.push(ws);
+      });
+    },
     start() {
       meter.reset();
       // Budgets are per round: the sessions stay, the counts start again.
@@ -670,6 +682,7 @@ function newSessions(target, p) {
     },
     async teardown() {
       await this.pause();
+      await closeWebsockets(background, 10000);
     },
   };
 }

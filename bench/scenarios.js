@@ -147,6 +147,32 @@ function scenarios(mode, limits) {
     });
   }
 
+  // A busy server: new sessions while 1,000 or 10,000 others are alive (open websockets; 10,000
+  // in full runs only, and apart: the generator cannot hold 30,000 sockets). New xhr sessions
+  // keep the default disconnect_delay, so the abandoned ones add some thousands more.
+  for (const background of [1000, 10000].filter((n) => n <= Math.min(mode.idleLarge, limits.idleCap))) {
+    list.push(
+      {
+        id: `busy-new-websocket-${background}`,
+        title: `new websocket sessions, 8 at a time, while ${count(background)} others are open`,
+        op: 'session',
+        measure: 'throughput',
+        apart: background > 1000,
+        kinds: ['ours', 'sockjs', 'ws'],
+        load: (kind) => bounded({ type: 'newSessions', transport: 'websocket', framed: kind !== 'ws', concurrency: 8, maxOps: 50000, background }),
+      },
+      {
+        id: `busy-new-xhr-${background}`,
+        title: `new xhr sessions, 8 at a time, while ${count(background)} others are open, default disconnect_delay`,
+        op: 'session',
+        measure: 'throughput',
+        apart: background > 1000,
+        kinds: ['ours', 'sockjs', 'ws'],
+        load: (kind) => bounded({ type: 'newSessions', transport: 'xhr', framed: kind !== 'ws', concurrency: 8, maxOps: 200000, background }),
+      },
+    );
+  }
+
   const small = Math.min(mode.idleSmall, limits.idleCap);
   const large = Math.min(mode.idleLarge, limits.idleCap);
   list.push(
@@ -226,6 +252,12 @@ const TARGETS = [
   { name: 'heap per idle websocket session', metric: 'heapPerSession', max: 0.5, scenarios: ['idle-websocket-small', 'idle-websocket-large'] },
   { name: 'RSS per idle websocket session', metric: 'rssPerSession', max: 0.6, scenarios: ['idle-websocket-small', 'idle-websocket-large'] },
   { name: 'heartbeat CPU, idle websocket sessions', metric: 'cpuPerOp', max: 0.7, scenarios: ['idle-websocket-large'] },
+  {
+    name: 'new sessions on a busy server, server CPU per session',
+    metric: 'cpuPerOp',
+    max: 0.8,
+    scenarios: ['busy-new-websocket-1000', 'busy-new-websocket-10000', 'busy-new-xhr-1000', 'busy-new-xhr-10000'],
+  },
   { name: 'xhr-polling against engine.io long-polling, server CPU per round trip', metric: 'cpuPerOp', against: 'engine.io', max: 1, scenarios: ['xhr-polling'] },
   {
     name: 'fan-out through broadcast(), server CPU per delivered message',
