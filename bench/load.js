@@ -194,6 +194,14 @@ function wsUrl(target, framed) {
   return framed ? `ws://127.0.0.1:${target.port}/echo/000/${sessionId()}/websocket` : `ws://127.0.0.1:${target.port}/echo/websocket`;
 }
 
+/**
+ * `size` ASCII bytes, one of 16 texts by `i`: messages that follow each other differ, as real
+ * ones do, so that no server gains from sending the same text twice in a row.
+ */
+function varied(size, i) {
+  return String.fromCharCode(97 + (i % 16)) + 'x'.repeat(Math.max(0, size - 1));
+}
+
 /** Messages in an `a[...]` frame of equal messages of `size` ASCII bytes: `a[` + k × `"…"` + commas + `]`. */
 function countFrame(data, size) {
   const k = (data.length - 2) / (size + 3);
@@ -250,8 +258,7 @@ async function closeWebsockets(sockets, ms = 3000) {
 /** Echo over websockets: `sessions` sockets, `inflight` messages of `size` bytes outstanding on each. */
 function wsEcho(target, p) {
   const meter = new Meter(p.maxMs);
-  const payload = 'x'.repeat(p.size);
-  const out = Buffer.from(p.framed ? JSON.stringify([payload]) : payload);
+  const outs = Array.from({ length: 16 }, (_, i) => Buffer.from(p.framed ? JSON.stringify([varied(p.size, i)]) : varied(p.size, i)));
   const sessions = [];
   let running = false;
   let sent = 0;
@@ -261,7 +268,7 @@ function wsEcho(target, p) {
     if (!running || sent >= p.maxOps) return;
     sent++;
     s.times.push(now());
-    s.ws.send(out, { binary: false });
+    s.ws.send(outs[sent % 16], { binary: false });
   }
   function received(s, k) {
     const t = now();
@@ -441,8 +448,7 @@ function xhrSend(target, p) {
 function xhrPolling(target, p) {
   const meter = new Meter(p.maxMs);
   const sessions = [];
-  const payload = 'x'.repeat(p.size);
-  const body = JSON.stringify([payload]);
+  const bodies = Array.from({ length: 16 }, (_, i) => JSON.stringify([varied(p.size, i)]));
   let running = false;
   let sent = 0;
   let stopTimer = null;
@@ -451,7 +457,7 @@ function xhrPolling(target, p) {
     if (!running || sent >= p.maxOps) return;
     sent++;
     s.times.push(now());
-    post(target, `/echo/000/${s.sid}/xhr_send`, body, (err, status) => {
+    post(target, `/echo/000/${s.sid}/xhr_send`, bodies[sent % 16], (err, status) => {
       if (err || status !== 204) meter.errors++;
     });
   }
@@ -525,7 +531,6 @@ function xhrPolling(target, p) {
 function eioPolling(target, p) {
   const meter = new Meter(p.maxMs);
   const sessions = [];
-  const payload = 'x'.repeat(p.size);
   let running = false;
   let sent = 0;
   let stopTimer = null;
@@ -547,7 +552,7 @@ function eioPolling(target, p) {
     if (!running || sent >= p.maxOps) return;
     sent++;
     s.times.push(now());
-    request('POST', s, `4${payload}`, (err, status) => {
+    request('POST', s, `4${varied(p.size, sent)}`, (err, status) => {
       if (err || status !== 200) meter.errors++;
     });
   }

@@ -133,6 +133,19 @@ function scenarios(mode, limits) {
       });
     }
   }
+  // A larger message, where quoting and encoding it once for every session matters most.
+  for (const via of ['broadcast', 'loop']) {
+    list.push({
+      id: `fanout-websocket-1000-4096-${via}`,
+      title: `fan-out to 1,000 websocket sessions through ${via === 'broadcast' ? 'broadcast()' : 'a write() loop'}, 4 KB`,
+      op: 'delivered message',
+      latency: 'from the request to the last session',
+      measure: 'throughput',
+      kinds: ['ours', 'sockjs', 'ws'],
+      serverOptions: { fanout: via },
+      load: (kind) => bounded({ type: 'fanout', transport: 'websocket', floor: kind === 'ws', receivers: 1000, size: 4096, inflight: 2 }),
+    });
+  }
   const streams = Math.min(1000, mode.idleLarge, limits.idleCap);
   for (const via of ['broadcast', 'loop']) {
     list.push({
@@ -264,13 +277,19 @@ const TARGETS = [
     metric: 'cpuPerOp',
     against: 'ws',
     max: 1.15,
-    scenarios: ['fanout-websocket-100-broadcast', 'fanout-websocket-1000-broadcast', 'fanout-websocket-10000-broadcast', 'fanout-xhr-streaming-1000-broadcast'],
+    scenarios: [
+      'fanout-websocket-100-broadcast',
+      'fanout-websocket-1000-broadcast',
+      'fanout-websocket-10000-broadcast',
+      'fanout-websocket-1000-4096-broadcast',
+      'fanout-xhr-streaming-1000-broadcast',
+    ],
   },
   {
     name: 'fan-out through a write() loop, server CPU per delivered message',
     metric: 'cpuPerOp',
     max: 0.8,
-    scenarios: ['fanout-websocket-100-loop', 'fanout-websocket-1000-loop', 'fanout-websocket-10000-loop', 'fanout-xhr-streaming-1000-loop'],
+    scenarios: ['fanout-websocket-100-loop', 'fanout-websocket-1000-loop', 'fanout-websocket-10000-loop', 'fanout-websocket-1000-4096-loop', 'fanout-xhr-streaming-1000-loop'],
   },
 ];
 

@@ -1,6 +1,7 @@
 /**
  * The four SockJS frames, as text, before a transport wraps them (PROTOCOL.md section 3).
  */
+import { Shared } from './session/receiver';
 
 // Characters that browsers or proxies mangle, beyond what JSON.stringify escapes. Surrogates are
 // escaped too (including the halves of valid pairs), as the reference server does: some old
@@ -32,8 +33,12 @@ export const openFrame = (): string => 'o';
 
 export const heartbeatFrame = (): string => 'h';
 
+/** The frame of one message, made once for a run of sessions it is written to (a broadcast). */
+const lone = new Shared((message: string) => 'a[' + quote(message) + ']');
+
 /** `a["m1","m2"]`: one frame carrying any number of messages, in order. */
 export function messageFrame(messages: readonly string[]): string {
+  if (messages.length === 1) return lone.of(messages[0]!);
   let frame = 'a[';
   for (let i = 0; i < messages.length; i++) {
     if (i > 0) frame += ',';

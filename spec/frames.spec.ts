@@ -161,6 +161,21 @@ describe('frames, for any text', () => {
     );
   });
 
+  it('messageFrame frames a message written to many sessions once, and every sequence right', () => {
+    // The frame of the last lone message is kept: runs of one message and of others, with
+    // equal texts in separate strings, must each get their own message back.
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('a', 'b', 'a'.repeat(2), 'é"\u2028', 'x'.repeat(20_000)), { maxLength: 30 }), (sequence) => {
+        for (const message of sequence) {
+          const copy = message.split('').join('');
+          expect(JSON.parse(messageFrame([copy]).slice(1))).toEqual([message]);
+        }
+      }),
+    );
+    const shared = 'hello'.repeat(3);
+    expect(messageFrame([shared])).toBe(messageFrame([shared]));
+  });
+
   it('closeFrame carries the code and reason unchanged', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 4999 }), anyText, (code, reason) => {

@@ -8,12 +8,15 @@ import type { Duplex } from 'stream';
 import { Observable, type Subscriber } from 'rxjs';
 import { CLOSE_REASONS, HTTP_ERRORS } from '../errors';
 import { splitUrl } from '../router';
-import { onFlush, type Receiver, type Sink } from '../session/receiver';
+import { onFlush, type Receiver, SharedBytes, type Sink } from '../session/receiver';
 import type { SessionEvent, SessionKey } from '../session/reducer';
 import { isFramer, type ReceivingTransport } from '../transports/transport';
 import { type Headers, mergeHeaders } from './headers';
 import type { HttpPolicy } from './policy';
 import { destroyAfter, FLUSH_GRACE_MS, type Log, respond } from './respond';
+
+/** A chunk as it is written: encoded once for a run of responses it is written to. */
+const encoded = new SharedBytes();
 
 /** Receiving requests one connection may have waiting behind others (HTTP pipelining). */
 const MAX_PIPELINED_RECEIVERS = 8;
@@ -153,18 +156,19 @@ export class ResponseReceiver implements Receiver, Sink {
       taken?.();
       return;
     }
+    const bytes = encoded.of(chunk);
     // A poll carries one frame, so it is answered whole: one write with a Content-Length.
     if (!res.headersSent && this.limit === 1) {
       // The headers are this response's own object, so the length is set on it, not on a copy.
-      this.headers['Content-Length'] = String(Buffer.byteLength(chunk));
+      this.headers['Content-Length'] = String(Buffer.byteLength(bytes));
       res.writeHead(200, this.headers);
-      res.end(chunk);
+      res.end(bytes);
       this.#boundFlush();
       taken?.();
       return;
     }
     const flushed = onFlush(res, taken);
-    res.write(chunk, flushed);
+    res.write(bytes, flushed);
     if (!flushed) taken?.();
   }
 

@@ -35,6 +35,52 @@ export function onFlush(stream: { readonly writableNeedDrain: boolean }, taken?:
   return stream.writableNeedDrain ? taken : undefined;
 }
 
+/** Frames up to this many characters are kept for the next receiver, by `Shared`. */
+const SHARED_LIMIT = 16 * 1024;
+
+/**
+ * The last value made from a frame, handed back while the same frame comes again: a message that
+ * goes to many sessions in a row (a broadcast) is wrapped and encoded once, and every socket is
+ * written the same bytes. Frames are compared as strings, so a mere repeat of the text shares too;
+ * long frames are not kept, so that at most a few small ones stay alive.
+ */
+export class Shared<T> {
+  #frame: string | null = null;
+  #value: T | undefined;
+
+  constructor(private readonly make: (frame: string) => T) {}
+
+  of(frame: string): T {
+    if (frame === this.#frame) return this.#value as T;
+    const value = this.make(frame);
+    if (frame.length <= SHARED_LIMIT) {
+      this.#frame = frame;
+      this.#value = value;
+    }
+    return value;
+  }
+}
+
+/**
+ * A chunk as a transport writes it: the string itself the first time, since Node encodes a string
+ * as it writes it for less than a Buffer costs; from the second write of the same chunk in a row
+ * on (a broadcast), its UTF-8 bytes, encoded once for every socket that follows.
+ */
+export class SharedBytes {
+  #chunk: string | null = null;
+  #bytes: Buffer | null = null;
+
+  of(chunk: string): string | Buffer {
+    if (chunk !== this.#chunk) {
+      this.#chunk = chunk.length <= SHARED_LIMIT ? chunk : null;
+      this.#bytes = null;
+      return chunk;
+    }
+    this.#bytes ??= Buffer.from(chunk);
+    return this.#bytes;
+  }
+}
+
 export interface Receiver {
   /** Unique among the receivers of one endpoint. */
   readonly id: number;

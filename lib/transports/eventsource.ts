@@ -1,6 +1,7 @@
 /**
  * The `eventsource` transport: a Server-Sent Events stream (PROTOCOL.md 5.4).
  */
+import { Shared } from '../session/receiver';
 import type { Framer, ReceivingTransport } from './transport';
 
 // sockjs-client 1.x runs decodeURI on every event's data, so a bare `%` would be taken for an
@@ -19,7 +20,9 @@ export function eventsourceFrame(frame: string): string {
 // fires `open` before the first frame and proxies see a live stream.
 export const EVENTSOURCE_PRELUDE = '\r\n';
 
-const EVENTSOURCE_FRAMER: Framer = { prelude: EVENTSOURCE_PRELUDE, wrap: eventsourceFrame };
+/** Each frame's event, made once for a run of sessions it is written to. */
+const events = new Shared(eventsourceFrame);
+const EVENTSOURCE_FRAMER: Framer = { prelude: EVENTSOURCE_PRELUDE, wrap: (frame) => events.of(frame) };
 
 export const eventsource: ReceivingTransport = {
   role: 'receive',

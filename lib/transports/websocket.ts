@@ -11,7 +11,7 @@ import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { StaticResponse } from '../http/pages';
 import { parseWebsocketPayload } from '../payload';
 import { type SessionEvent, type SessionKey, type Source } from '../session/reducer';
-import { type Framing, onFlush, type Receiver, type Sink } from '../session/receiver';
+import { type Framing, onFlush, type Receiver, SharedBytes, type Sink } from '../session/receiver';
 import { type CloseReason, CLOSE_REASONS, faultText, HTTP_ERRORS } from '../errors';
 
 export interface WebsocketKind {
@@ -52,6 +52,11 @@ function settle(receiver: WebsocketReceiver): void {
 const IDLE = 0;
 const SENT_ONE = 1;
 const CORKED = 2;
+
+/** How `ws` sends a frame's bytes: as a text message. */
+const TEXT = { binary: false } as const;
+/** A frame as it is sent: encoded once for a run of sockets it is written to. */
+const encoded = new SharedBytes();
 
 function text(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
@@ -214,7 +219,7 @@ class WebsocketReceiver implements Receiver, Sink, Source {
     }
     this.#beforeWrite();
     const flushed = onFlush(this.socket, taken);
-    ws.send(chunk, flushed);
+    ws.send(encoded.of(chunk), TEXT, flushed);
     if (!flushed) taken?.();
   }
 

@@ -1,10 +1,13 @@
 /**
  * The XHR transports: `xhr` (polling), `xhr_streaming` and `xhr_send` (PROTOCOL.md 5.1 to 5.3).
  */
+import { Shared } from '../session/receiver';
 import type { Framer, ReceivingTransport, SendingTransport } from './transport';
 
 const JAVASCRIPT = 'application/javascript; charset=UTF-8';
-const newline = (frame: string) => frame + '\n';
+/** A frame and its newline, made once for a run of sessions it is written to. */
+const lines = new Shared((frame: string) => frame + '\n');
+const newline = (frame: string) => lines.of(frame);
 const POLL_FRAMER: Framer = { prelude: '', wrap: newline };
 
 export const xhrPolling: ReceivingTransport = {
