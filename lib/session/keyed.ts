@@ -125,15 +125,15 @@ export function groupUntil<T, K>(keyOf: (value: T) => K, isLast: (value: T) => b
 
 /**
  * One inner stream of `mergeEach`, which forgets itself when it ends. A Subscriber itself, so
- * that RxJS wraps it in nothing more; `value` is the source value it was projected from.
+ * that RxJS wraps it in nothing more. `source` is the value it was projected from, held only
+ * while it is being subscribed: an inner stream lives as long as its session, and its value (an
+ * HTTP event) must not.
  */
 class Inner<T, R> extends Subscriber<R> {
   done = false;
+  source: { readonly value: T } | null = null;
 
-  constructor(
-    private readonly outer: { next(value: R): void; error(error: unknown, value: T): void; finished(inner: Inner<T, R>): void },
-    private readonly value: T,
-  ) {
+  constructor(private readonly outer: { next(value: R): void; error(error: unknown, source: { readonly value: T } | null): void; finished(inner: Inner<T, R>): void }) {
     super();
   }
 
@@ -143,8 +143,10 @@ class Inner<T, R> extends Subscriber<R> {
 
   protected override _error(error: unknown): void {
     this.done = true;
+    const { source } = this;
+    this.source = null;
     this.unsubscribe();
-    this.outer.error(error, this.value);
+    this.outer.error(error, source);
     this.outer.finished(this);
   }
 
@@ -159,22 +161,22 @@ class Inner<T, R> extends Subscriber<R> {
  * `mergeMap(project)` without a concurrency limit: every inner stream is subscribed at once and
  * their values are merged. Completes once the source and every inner stream have.
  *
- * With `failed`, an error of `project` or of one inner stream (its subscribe function throwing,
- * say) goes to `failed` with the source value it came from, only that inner stream ends, and the
- * merged stream goes on; without it, the error ends the merged stream, as in `mergeMap`.
+ * With `failed`, an error of `project`, or of an inner stream while it is being subscribed (its
+ * subscribe function throwing, say), goes to `failed` with the source value it came from; only
+ * that inner stream ends, and the merged stream goes on. Any other error ends the merged stream,
+ * as in `mergeMap`.
  */
 export function mergeEach<T, R>(project: (value: T) => ObservableInput<R>, failed?: (error: unknown, value: T) => void): OperatorFunction<T, R> {
   return (source) =>
     new Observable<R>((subscriber) => {
       const open = new Set<Inner<T, R>>();
       let sourceDone = false;
-      const fail = (error: unknown, value: T) => {
-        if (failed) failed(error, value);
-        else subscriber.error(error);
-      };
       const outer = {
         next: (value: R) => subscriber.next(value),
-        error: fail,
+        error: (error: unknown, from: { readonly value: T } | null) => {
+          if (failed && from) failed(error, from.value);
+          else subscriber.error(error);
+        },
         finished: (inner: Inner<T, R>) => {
           open.delete(inner);
           if (sourceDone && open.size === 0) subscriber.complete();
@@ -186,12 +188,15 @@ export function mergeEach<T, R>(project: (value: T) => ObservableInput<R>, faile
           try {
             input = project(value);
           } catch (error) {
-            fail(error, value);
+            if (failed) failed(error, value);
+            else subscriber.error(error);
             return;
           }
-          const inner = new Inner<T, R>(outer, value);
+          const inner = new Inner<T, R>(outer);
           open.add(inner);
+          inner.source = { value };
           from(input).subscribe(inner);
+          inner.source = null;
           // An inner stream that ended while it was subscribed has forgotten itself already.
           if (inner.done) open.delete(inner);
         },

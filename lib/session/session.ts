@@ -8,7 +8,7 @@
  * | --- | --- | --- | --- | --- |
  * | `oneAtATime` | `observeOn(queueScheduler)` | none in order: FIFO, run to completion, a completion waits behind queued values | no scheduler action per event: 136–158 ns against 227–309 ns per event with re-entrant posts (1,000,000 events, Node 20, 5 rounds) | spec/session/one-at-a-time.spec.ts |
  * | `groupUntil` | `groupBy(key, { duration })` | no reference counting: unsubscribing its output stops every group at once | groups in a Map: in `groupBy` ending one of n sessions scans all n (`arrRemove`, a tenth of the server's CPU in the new-xhr profile) | spec/session/keyed.spec.ts |
- * | `mergeEach` | `mergeMap` | with a `failed` handler, an error of one inner stream goes to it and the rest go on | inner subscriptions in a Set, ended in constant time, for the same reason; the endpoint answers one request's fault with 500 without a `catchError` per request | spec/session/keyed.spec.ts |
+ * | `mergeEach` | `mergeMap` | with a `failed` handler, an error met while subscribing one inner stream goes to it and the rest go on | inner subscriptions in a Set, ended in constant time, for the same reason; the endpoint answers one request's fault with 500 without a `catchError` per request | spec/session/keyed.spec.ts |
  * | `Alarm` | `timer` + `switchMap` | one scheduled action, re-armed only when the state's due time changes; still on the injected scheduler, so marble tests drive it | a server holds two per session: one small object each, not an Observable, its subscribers and a closure per arming | spec/session/session.spec.ts |
  */
 import {

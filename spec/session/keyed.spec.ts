@@ -1,4 +1,4 @@
-import { catchError, groupBy, type GroupedObservable, map, mergeMap, Observable, of, Subject, take, toArray } from 'rxjs';
+import { catchError, groupBy, type GroupedObservable, map, mergeMap, Observable, of, Subject, take, throwError, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { groupUntil, mergeEach } from '../../lib/session/keyed';
 
@@ -137,10 +137,10 @@ describe('mergeEach', () => {
     });
   });
 
-  it('with a failed handler, hands it each error with its source value, ends only that inner and goes on', () => {
+  it('with a failed handler, hands it each error met while subscribing with its source value, ends only that inner and goes on', () => {
     scheduler().run(({ cold, hot, expectObservable, expectSubscriptions, flush }) => {
       const a = cold('----1|', { 1: 'a1' });
-      const b = cold('-#', undefined, new Error('inner'));
+      const b = throwError(() => new Error('inner'));
       const c = cold('-1|', { 1: 'c1' });
       const source = hot('-a-b-t-c-|', { a, b, c, t: 'throw' });
       const failures: unknown[][] = [];
@@ -160,6 +160,17 @@ describe('mergeEach', () => {
         ['inner', 'b'],
         ['project', 'throw'],
       ]);
+    });
+  });
+
+  it('with a failed handler, still ends the merged stream on an inner error after its subscription, without calling it', () => {
+    scheduler().run(({ cold, hot, expectObservable, flush }) => {
+      const later = cold('--#', undefined, new Error('later'));
+      const failures: unknown[] = [];
+      const merged = hot('-a-', { a: later }).pipe(mergeEach((inner) => inner, (error) => failures.push(error)));
+      expectObservable(merged).toBe('---#', undefined, new Error('later'));
+      flush();
+      expect(failures).toStrictEqual([]);
     });
   });
 
