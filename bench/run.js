@@ -3,8 +3,8 @@
 /**
  * Benchmarks sockjs-rx side by side with sockjs 0.3.24 and a plain ws server.
  *
- *   node bench/run.js                  the full run (under 10 minutes)
- *   node bench/run.js --quick          fewer rounds, shorter windows (under 2 minutes)
+ *   node bench/run.js                  the full run (about 20 minutes)
+ *   node bench/run.js --quick          fewer rounds, shorter windows (a few minutes)
  *   node bench/run.js --only=a,b       only the scenarios whose id starts with a or b
  *   node bench/run.js --profile[=a,b]  profile ours (node --cpu-prof) on the scenarios given, or on
  *                                      the worst ratios of bench/results/latest.json, and print
@@ -545,7 +545,7 @@ async function main() {
 }
 
 // A hung child or a lost IPC answer must not keep the run alive forever.
-const WATCHDOG_MS = 15 * 60 * 1000;
+const WATCHDOG_MS = 30 * 60 * 1000;
 const watchdog = setTimeout(() => {
   console.error(`bench: still running after ${WATCHDOG_MS / 60000} minutes; giving up`);
   killAll();
