@@ -265,6 +265,8 @@ const TARGETS = [
   { name: 'heap per idle websocket session', metric: 'heapPerSession', max: 0.5, scenarios: ['idle-websocket-small', 'idle-websocket-large'] },
   { name: 'RSS per idle websocket session', metric: 'rssPerSession', max: 0.6, scenarios: ['idle-websocket-small', 'idle-websocket-large'] },
   { name: 'heartbeat CPU, idle websocket sessions', metric: 'cpuPerOp', max: 0.7, scenarios: ['idle-websocket-large'] },
+  { name: 'heap per idle xhr-streaming session', metric: 'heapPerSession', max: 0.6, scenarios: ['idle-xhr-streaming'] },
+  { name: 'RSS per idle xhr-streaming session', metric: 'rssPerSession', max: 0.6, scenarios: ['idle-xhr-streaming'] },
   {
     name: 'new sessions on a busy server, server CPU per session',
     metric: 'cpuPerOp',
