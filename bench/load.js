@@ -444,11 +444,14 @@ function xhrSend(target, p) {
   };
 }
 
-/** xhr-polling round trips: per session a poll is always pending and one message is in flight. */
-function xhrPolling(target, p) {
+/**
+ * Polling round trips: per session a poll is always pending and one message is in flight. The
+ * protocol's own part: `open()` a session (its id), `send(s, i, done)` message i, `poll(s, done)`
+ * for what waits, and `received(s, text)`, the messages in a poll's answer (-1: the session is gone).
+ */
+function roundTrips(p, protocol) {
   const meter = new Meter(p.maxMs);
   const sessions = [];
-  const bodies = Array.from({ length: 16 }, (_, i) => JSON.stringify([varied(p.size, i)]));
   let running = false;
   let sent = 0;
   let stopTimer = null;
@@ -457,21 +460,24 @@ function xhrPolling(target, p) {
     if (!running || sent >= p.maxOps) return;
     sent++;
     s.times.push(now());
-    post(target, `/echo/000/${s.sid}/xhr_send`, bodies[sent % 16], (err, status) => {
-      if (err || status !== 204) meter.errors++;
+    protocol.send(s, sent, (err, ok) => {
+      if (err || !ok) meter.errors++;
     });
   }
   function poll(s) {
     if (!s.polling) return;
-    s.req = post(target, `/echo/000/${s.sid}/xhr`, '', (err, status, text) => {
+    s.req = protocol.poll(s, (err, status, text) => {
       s.req = null;
       if (err || status !== 200) {
         if (s.polling) meter.errors++;
         return;
       }
-      const type = text.charCodeAt(0);
-      if (type === 0x61 /* a */) {
-        const k = countFrame(text.trimEnd(), p.size);
+      const k = protocol.received(s, text);
+      if (k < 0) {
+        meter.errors++;
+        return;
+      }
+      if (k > 0) {
         const t = now();
         meter.op(k);
         for (let i = 0; i < k; i++) {
@@ -479,9 +485,6 @@ function xhrPolling(target, p) {
           if (t0 !== undefined) meter.latency(t - t0);
         }
         if (s.times.length === 0) send(s);
-      } else if (type === 0x63 /* c */) {
-        meter.errors++;
-        return;
       }
       // The poll goes on between rounds too: a session without a pending poll would expire.
       poll(s);
@@ -491,9 +494,7 @@ function xhrPolling(target, p) {
   return {
     async setup() {
       await pool(p.sessions, 50, async () => {
-        const s = { sid: sessionId(), times: [], polling: true, req: null };
-        const { text } = await postAsync(target, `/echo/000/${s.sid}/xhr`, '');
-        if (text !== 'o\n') throw new Error(`expected o, got ${text.slice(0, 40)}`);
+        const s = { sid: await protocol.open(), times: [], polling: true, req: null };
         sessions.push(s);
         poll(s);
       });
@@ -523,21 +524,35 @@ function xhrPolling(target, p) {
   };
 }
 
+/** SockJS xhr-polling round trips: a poll to `xhr`, messages sent to `xhr_send`. */
+function xhrPolling(target, p) {
+  const bodies = Array.from({ length: 16 }, (_, i) => JSON.stringify([varied(p.size, i)]));
+  return roundTrips(p, {
+    async open() {
+      const sid = sessionId();
+      const { text } = await postAsync(target, `/echo/000/${sid}/xhr`, '');
+      if (text !== 'o\n') throw new Error(`expected o, got ${text.slice(0, 40)}`);
+      return sid;
+    },
+    send: (s, i, done) => post(target, `/echo/000/${s.sid}/xhr_send`, bodies[i % 16], (err, status) => done(err, status === 204)),
+    poll: (s, done) => post(target, `/echo/000/${s.sid}/xhr`, '', done),
+    received(_s, text) {
+      const type = text.charCodeAt(0);
+      if (type === 0x61 /* a */) return countFrame(text.trimEnd(), p.size);
+      return type === 0x63 /* c */ ? -1 : 0;
+    },
+  });
+}
+
 /**
  * engine.io 6 long-polling round trips, the same load as `xhrPolling`: per session a GET poll is
  * always pending and one message is in flight, sent with a POST. Packets are `4<text>` (message),
  * `2` (ping, answered `3`), several in one body separated by the record separator.
  */
 function eioPolling(target, p) {
-  const meter = new Meter(p.maxMs);
-  const sessions = [];
-  let running = false;
-  let sent = 0;
-  let stopTimer = null;
-  const path = (s) => `/engine.io/?EIO=4&transport=polling&sid=${s.sid}`;
-
-  function request(method, s, body, onDone) {
-    const req = http.request({ host: '127.0.0.1', port: target.port, method, path: path(s), agent: target.agent, headers: { 'content-type': 'text/plain;charset=UTF-8' } }, (res) => {
+  const request = (method, sid, body, onDone) => {
+    const path = `/engine.io/?EIO=4&transport=polling${sid ? `&sid=${sid}` : ''}`;
+    const req = http.request({ host: '127.0.0.1', port: target.port, method, path, agent: target.agent, headers: { 'content-type': 'text/plain;charset=UTF-8' } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk) => (text += chunk));
@@ -547,77 +562,26 @@ function eioPolling(target, p) {
     req.on('error', (err) => onDone(err));
     req.end(body);
     return req;
-  }
-  function send(s) {
-    if (!running || sent >= p.maxOps) return;
-    sent++;
-    s.times.push(now());
-    request('POST', s, `4${varied(p.size, sent)}`, (err, status) => {
-      if (err || status !== 200) meter.errors++;
-    });
-  }
-  function poll(s) {
-    if (!s.polling) return;
-    s.req = request('GET', s, undefined, (err, status, text) => {
-      s.req = null;
-      if (err || status !== 200) {
-        if (s.polling) meter.errors++;
-        return;
-      }
+  };
+  return roundTrips(p, {
+    async open() {
+      const opened = await new Promise((resolve, reject) =>
+        request('GET', '', undefined, (err, status, text) => (err || status !== 200 ? reject(err ?? new Error(`status ${status}`)) : resolve(text))),
+      );
+      if (opened[0] !== '0') throw new Error(`expected an open packet, got ${opened.slice(0, 40)}`);
+      return JSON.parse(opened.slice(1)).sid;
+    },
+    send: (s, i, done) => request('POST', s.sid, `4${varied(p.size, i)}`, (err, status) => done(err, status === 200)),
+    poll: (s, done) => request('GET', s.sid, undefined, done),
+    received(s, text) {
       let messages = 0;
       for (const packet of text.split('\x1e')) {
         if (packet[0] === '4') messages++;
-        else if (packet === '2') request('POST', s, '3', () => {});
+        else if (packet === '2') request('POST', s.sid, '3', () => {});
       }
-      if (messages > 0) {
-        const t = now();
-        meter.op(messages);
-        for (let i = 0; i < messages; i++) {
-          const t0 = s.times.shift();
-          if (t0 !== undefined) meter.latency(t - t0);
-        }
-        if (s.times.length === 0) send(s);
-      }
-      // The poll goes on between rounds too, as engine.io clients do.
-      poll(s);
-    });
-  }
-
-  return {
-    async setup() {
-      await pool(p.sessions, 50, async () => {
-        const opened = await new Promise((resolve, reject) =>
-          request('GET', { sid: '' }, undefined, (err, status, text) => (err || status !== 200 ? reject(err ?? new Error(`status ${status}`)) : resolve(text))),
-        );
-        if (opened[0] !== '0') throw new Error(`expected an open packet, got ${opened.slice(0, 40)}`);
-        const s = { sid: JSON.parse(opened.slice(1)).sid, times: [], polling: true, req: null };
-        sessions.push(s);
-        poll(s);
-      });
+      return messages;
     },
-    start() {
-      meter.reset();
-      // Budgets are per round: the sessions stay, the counts start again.
-      sent = 0;
-      running = true;
-      stopTimer = setTimeout(() => (running = false), p.maxMs);
-      for (const s of sessions) send(s);
-    },
-    collect: (window) => meter.collect(window),
-    async pause() {
-      running = false;
-      clearTimeout(stopTimer);
-      await until(() => sessions.every((s) => s.times.length === 0), 3000, 'polls in flight').catch(() => {});
-      for (const s of sessions) s.times.length = 0;
-    },
-    async teardown() {
-      await this.pause();
-      for (const s of sessions) {
-        s.polling = false;
-        if (s.req) s.req.destroy();
-      }
-    },
-  };
+  });
 }
 
 /**
