@@ -9,9 +9,8 @@ import type { AddressInfo } from 'net';
 import { Duplex } from 'stream';
 import { StringDecoder } from 'string_decoder';
 import { AsyncSubject, type Observable, Subject } from 'rxjs';
-import { faultText, sockjsError } from './errors';
 import { messageCost, type SessionEvent, type SessionKey } from './session/reducer';
-import { type CloseReason, CLOSE_REASONS } from './errors';
+import { type CloseReason, CLOSE_REASONS, faultText, sockjsError } from './errors';
 
 /** WebSocket-style ready states, as the `sockjs` package numbers them. */
 export type ReadyState = 0 | 1 | 2 | 3;
