@@ -13,7 +13,7 @@ import type { SessionEvent, SessionKey } from '../session/reducer';
 import { isFramer, type ReceivingTransport } from '../transports/transport';
 import { type Headers, mergeHeaders } from './headers';
 import type { HttpPolicy } from './policy';
-import { destroyAfter, FLUSH_GRACE_MS, type Log, respond } from './respond';
+import { destroyAfter, FLUSH_GRACE_MS, type Log, logAnswer, respond } from './respond';
 
 /** A chunk as it is written: encoded once for a run of responses it is written to. */
 const encoded = new SharedBytes();
@@ -42,7 +42,7 @@ export function receiving(req: IncomingMessage, res: ServerResponse, transport: 
     const framer = transport.framer(splitUrl(req.url ?? '/').query);
     if (!isFramer(framer)) {
       respond(res, framer, base);
-      context.log('info', `${req.method} ${req.url} ${framer.status}`);
+      logAnswer(context.log, req, framer.status);
       subscriber.complete();
       return undefined;
     }

@@ -11,8 +11,9 @@ import type { StaticResponse } from './pages';
 /** Where the HTTP side logs: the application's `log`, guarded. */
 export type Log = (severity: string, message: string) => void;
 
-export function setHeaders(res: ServerResponse, headers: Headers): void {
-  for (const name in headers) res.setHeader(name, headers[name]!);
+/** Logs an answer at `info`, as the HTTP side logs each one: `METHOD URL STATUS`. */
+export function logAnswer(log: Log, req: IncomingMessage, status: number): void {
+  log('info', `${req.method} ${req.url} ${status}`);
 }
 
 /**
@@ -40,7 +41,7 @@ function writeResponse(res: ServerResponse, response: StaticResponse, extra?: He
 export function answered(req: IncomingMessage, res: ServerResponse, response: StaticResponse, headers: Headers | undefined, log: Log): Observable<never> {
   return new Observable<never>((subscriber) => {
     writeResponse(res, response, headers);
-    log('info', `${req.method} ${req.url} ${response.status}`);
+    logAnswer(log, req, response.status);
     subscriber.complete();
   });
 }
@@ -108,7 +109,7 @@ export function respondOnSocket(socket: Duplex, response: StaticResponse): void 
 export function answeredOnSocket(req: IncomingMessage, socket: Duplex, response: StaticResponse, log: Log): Observable<never> {
   return new Observable<never>((subscriber) => {
     respondOnSocket(socket, response);
-    log('info', `${req.method} ${req.url} ${response.status}`);
+    logAnswer(log, req, response.status);
     subscriber.complete();
   });
 }

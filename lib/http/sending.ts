@@ -12,7 +12,7 @@ import { type Body, readBody } from './body';
 import { mergeHeaders } from './headers';
 import { notFound, type StaticResponse } from './pages';
 import type { HttpPolicy } from './policy';
-import { type Log, respond } from './respond';
+import { type Log, logAnswer, respond } from './respond';
 
 /** The messages of a send's body, or the answer that refuses it. */
 export function sentMessages(transport: SendingTransport, contentType: string | undefined, body: Body, maxMessages: number): readonly string[] | StaticResponse {
@@ -48,7 +48,7 @@ function send(req: IncomingMessage, res: ServerResponse, transport: SendingTrans
     const messages = sentMessages(transport, req.headers['content-type'], body, context.maxMessages);
     if ('status' in messages) {
       respond(res, messages, body === null ? mergeHeaders(headers, { Connection: 'close' }) : headers);
-      context.log('info', `${req.method} ${req.url} ${messages.status}`);
+      logAnswer(context.log, req, messages.status);
       return undefined;
     }
     const reply = {
