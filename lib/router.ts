@@ -2,7 +2,7 @@
  * Routing is a pure function of the options, the method and the path (PROTOCOL.md section 2).
  */
 import type { ResolvedOptions } from './options';
-import { TRANSPORTS } from './transports';
+import { TRANSPORTS, type TransportUse } from './transports';
 import type { ReceivingTransport, SendingTransport } from './transports/transport';
 
 export type Route =
@@ -75,7 +75,7 @@ export function routeTable(options: Pick<ResolvedOptions, 'prefix' | 'transports
   ];
   const sessions = new Map<string, Methods>([['websocket', { GET: DISABLED }]]);
   for (const name of options.transports) {
-    const use: { receive?: ReceivingTransport | 'websocket'; send?: SendingTransport } = TRANSPORTS[name];
+    const use: TransportUse = TRANSPORTS[name];
     if (use.receive === 'websocket') sessions.set('websocket', { GET: (sessionId) => ({ kind: 'websocket', sessionId }) });
     else if (use.receive) sessions.set(use.receive.path, httpMethods(use.receive));
     if (use.send) sessions.set(use.send.path, httpMethods(use.send));
