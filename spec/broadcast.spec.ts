@@ -61,6 +61,26 @@ describe('broadcast', () => {
     expect(JSON.parse(polled.slice(1))).toEqual(expected);
   });
 
+  it('writes one frame, made once, to websockets of both framings, in order with their own writes', async () => {
+    const n = await node();
+    const clients = [await websocketOn(n), await websocketOn(n), await websocketOn(n)];
+    const raw = await connectWs(`${n.running.url.replace('http', 'ws')}/b/websocket`);
+    await eventually(() => n.connections.length === 4, 2000, 'four connections');
+    // Lengths on both sides of the 7-bit and 16-bit frame lengths, and characters of 1 to 4 bytes.
+    const sent = ['', 'x'.repeat(118), 'x'.repeat(119), 'é'.repeat(70), '€🙂'.repeat(2000), 'y'.repeat(16 * 1024)];
+    for (const message of sent) {
+      n.sockjs.broadcast(message);
+      n.connections[1]!.write(`own ${message.length}`);
+    }
+    const mine = sent.flatMap((m) => [m, `own ${m.length}`]);
+    expect(await receive(clients[0]!, sent.length)).toEqual(sent);
+    expect(await receive(clients[1]!, mine.length)).toEqual(mine);
+    expect(await receive(clients[2]!, sent.length)).toEqual(sent);
+    const rawMessages: string[] = [];
+    for (let i = 0; i < sent.length; i++) rawMessages.push(await raw.next());
+    expect(rawMessages).toEqual(sent);
+  });
+
   it('reaches the connections of every server on a shared bus exactly once', async () => {
     const bus = localBus();
     const first = await node(bus);

@@ -64,11 +64,14 @@ export class Shared<T> {
 /**
  * A chunk as a transport writes it: the string itself the first time, since Node encodes a string
  * as it writes it for less than a Buffer costs; from the second write of the same chunk in a row
- * on (a broadcast), its UTF-8 bytes, encoded once for every socket that follows.
+ * on (a broadcast), its bytes as `encode` makes them (by default its UTF-8, a websocket adds the
+ * frame's header), made once for every socket that follows.
  */
 export class SharedBytes {
   #chunk: string | null = null;
   #bytes: Buffer | null = null;
+
+  constructor(private readonly encode: (chunk: string) => Buffer = (chunk) => Buffer.from(chunk)) {}
 
   of(chunk: string): string | Buffer {
     if (chunk !== this.#chunk) {
@@ -76,7 +79,7 @@ export class SharedBytes {
       this.#bytes = null;
       return chunk;
     }
-    this.#bytes ??= Buffer.from(chunk);
+    this.#bytes ??= this.encode(chunk);
     return this.#bytes;
   }
 }

@@ -101,8 +101,22 @@ function inOrder(queue: Queued): readonly string[] {
  * memory) and the bookkeeping of one entry, so that empty messages are not free.
  */
 export function messageCost(message: string | Uint8Array): number {
-  return (typeof message === 'string' ? Buffer.byteLength(message) : message.length) + ENTRY_COST;
+  if (typeof message !== 'string') return message.length + ENTRY_COST;
+  if (message.length < COSTED_LENGTH || message.length > KEPT_LENGTH) return Buffer.byteLength(message) + ENTRY_COST;
+  // A longer message written to many connections in a row (a broadcast) is measured once; the
+  // one kept is at most 16 Ki characters.
+  if (message !== lastCosted) {
+    lastCosted = message;
+    lastCost = Buffer.byteLength(message) + ENTRY_COST;
+  }
+  return lastCost;
 }
+
+/** Messages of these lengths have their cost kept for the next call with the same message. */
+const COSTED_LENGTH = 256;
+const KEPT_LENGTH = 16 * 1024;
+let lastCosted: string | null = null;
+let lastCost = 0;
 
 const ENTRY_COST = 64;
 

@@ -44,8 +44,20 @@ function fitReason(reason: string): string {
   return fitted;
 }
 
-function settle(receiver: WebsocketReceiver): void {
-  receiver.settle();
+/** The receivers written to in this tick, settled together at its end by one `nextTick`. */
+const unsettled: WebsocketReceiver[] = [];
+
+function settleAll(): void {
+  // A settle that writes adds its receiver again; the loop reaches it before the list is emptied.
+  try {
+    for (let i = 0; i < unsettled.length; i++) unsettled[i]!.settle();
+  } finally {
+    unsettled.length = 0;
+  }
+}
+
+function settleAtEndOfTick(receiver: WebsocketReceiver): void {
+  if (unsettled.push(receiver) === 1) process.nextTick(settleAll);
 }
 
 /** Where a socket stands in the current tick: nothing written yet, one frame sent at once, or corked. */
@@ -55,8 +67,35 @@ const CORKED = 2;
 
 /** How `ws` sends a frame's bytes: as a text message. */
 const TEXT = { binary: false } as const;
-/** A frame as it is sent: encoded once for a run of sockets it is written to. */
-const encoded = new SharedBytes();
+
+/**
+ * `text` as one whole server-to-client text frame (RFC 6455 5.2: FIN and opcode 1, no mask, the
+ * payload's length in 7, 16 or 64 bits), ready to be written to the socket as it is.
+ */
+export function textFrame(text: string): Buffer {
+  const length = Buffer.byteLength(text);
+  const header = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(header + length);
+  frame[0] = 0x81;
+  if (header === 2) {
+    frame[1] = length;
+  } else if (header === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  frame.write(text, header, 'utf8');
+  return frame;
+}
+
+/**
+ * A frame as it is sent: from its second socket in a row on (a broadcast), one whole websocket
+ * frame, made once and written to each socket as the same bytes.
+ */
+const framed = new SharedBytes(textFrame);
 
 function text(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
@@ -219,7 +258,11 @@ class WebsocketReceiver implements Receiver, Sink, Source {
     }
     this.#beforeWrite();
     const flushed = onFlush(this.socket, taken);
-    ws.send(encoded.of(chunk), TEXT, flushed);
+    const bytes = framed.of(chunk);
+    // Without compression `ws` writes every frame to the socket as it is sent and queues none,
+    // so a frame written straight to the socket keeps its place among them.
+    if (typeof bytes === 'string') ws.send(bytes, TEXT, flushed);
+    else this.socket.write(bytes, flushed);
     if (!flushed) taken?.();
   }
 
@@ -233,7 +276,7 @@ class WebsocketReceiver implements Receiver, Sink, Source {
   #beforeWrite(): void {
     if (this.#tick === IDLE) {
       this.#tick = SENT_ONE;
-      process.nextTick(settle, this);
+      settleAtEndOfTick(this);
     } else if (this.#tick === SENT_ONE) {
       this.#tick = CORKED;
       this.socket.cork();
@@ -243,7 +286,7 @@ class WebsocketReceiver implements Receiver, Sink, Source {
   /** Holds every write of the rest of this tick, the next one included, for one system call. */
   cork(): void {
     if (this.#tick === CORKED) return;
-    if (this.#tick === IDLE) process.nextTick(settle, this);
+    if (this.#tick === IDLE) settleAtEndOfTick(this);
     this.#tick = CORKED;
     this.socket.cork();
   }

@@ -40,6 +40,19 @@ describe('SharedBytes', () => {
     expect(shared.of('a["é"]')).toBe('a["é"]');
   });
 
+  it('makes the bytes with the encoder it is given, once for a run of the same chunk', () => {
+    const made: string[] = [];
+    const shared = new SharedBytes((chunk) => {
+      made.push(chunk);
+      return Buffer.from(`<${chunk}>`);
+    });
+    expect(shared.of('m')).toBe('m');
+    const bytes = shared.of('m');
+    expect(Buffer.isBuffer(bytes) && bytes.toString()).toBe('<m>');
+    expect(shared.of('m')).toBe(bytes);
+    expect(made).toStrictEqual(['m']);
+  });
+
   it('never keeps a chunk longer than 16 Ki characters', () => {
     const shared = new SharedBytes();
     const long = 'x'.repeat(16 * 1024 + 1);
