@@ -4,6 +4,7 @@ import type { Receiver } from '../../lib/session/receiver';
 import {
   type Effect,
   INITIAL,
+  messageCost,
   type SessionConfig,
   type SessionEvent,
   type SessionState,
@@ -219,5 +220,13 @@ describe('the queue of an absent receiver', () => {
     const { effects } = step(state, { type: 'attach', key: 's', receiver: receiver(2, 'poll'), request: REQUEST }, 2, config);
     const write = effects.find((e): e is Extract<Effect, { type: 'write' }> => e.type === 'write');
     expect(write?.chunk).toBe(`a${JSON.stringify(Array.from({ length: n }, (_, i) => `m${i}`))}\n`);
+  });
+});
+
+describe('messageCost', () => {
+  it('is the UTF-8 bytes plus 64, for short, kept and overlong messages, repeated or not', () => {
+    const texts = ['', 'é', 'e'.repeat(300), 'é'.repeat(300), 'e'.repeat(300), '€'.repeat(16 * 1024), '€'.repeat(16 * 1024 + 1)];
+    for (const text of [...texts, ...texts]) expect(messageCost(text)).toBe(Buffer.byteLength(text) + 64);
+    expect(messageCost(new Uint8Array(10))).toBe(74);
   });
 });
