@@ -182,6 +182,24 @@ function parseWhoami(answer: string): { worker: string; message: string } {
       TEST_MS,
     );
 
+    it.each(['xhr-streaming', 'eventsource'] as const)(
+      'passes each message of a %s response on as it comes (option http-no-delay), not held back by HAProxy',
+      async (transport) => {
+        const { client } = await whoami(deployment, transport);
+        const took: number[] = [];
+        for (let i = 0; i < 21; i++) {
+          const started = performance.now();
+          expect(parseWhoami(await client.ask(`t${i}`)).message).toBe(`t${i}`);
+          took.push(performance.now() - started);
+        }
+        took.sort((a, b) => a - b);
+        // Held back, a small chunk waits about 200 ms in HAProxy; passed on, the round trip
+        // here takes a few milliseconds (the client's wait polls every 10).
+        expect(took[10]).toBeLessThan(100);
+      },
+      TEST_MS,
+    );
+
     it(
       'delivers every broadcast to the clients of every worker exactly once, in order per sender',
       async () => {
