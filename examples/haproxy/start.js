@@ -1,22 +1,25 @@
 'use strict';
 /**
- * Scaling example: N sockjs-rx worker processes behind HAProxy, with broadcast across them over
- * Redis.
+ * Scaling example: N sockjs-rx worker processes behind HAProxy (or nginx), with broadcast across
+ * them over Redis.
  *
  *   npm run build
- *   node examples/haproxy/start.js --start-redis      # http://127.0.0.1:8080/
+ *   node examples/haproxy/start.js --start-redis                # http://127.0.0.1:8080/
+ *   node examples/haproxy/start.js --start-redis --proxy nginx  # the same behind nginx
  *
  * Options:
+ *   --proxy haproxy      the load balancer in front (default), or
+ *   --proxy nginx        nginx, with examples/nginx/config.js (affinity by URL only)
  *   --workers N          worker processes (default 3), on ports 8181, 8182, ...
- *   --port P             where HAProxy listens (default 8080); 0 picks a free port
+ *   --port P             where the load balancer listens (default 8080); 0 picks a free port
  *   --worker-port P      the first worker's port (default 8181); 0 gives each worker a free port
  *   --affinity url       stick sessions by their URL (default), or
  *   --affinity cookie    by the JSESSIONID cookie
  *   --redis URL          the Redis server to use (default $REDIS_URL or redis://127.0.0.1:6379), or
  *   --start-redis        start a redis-server of its own on a free port, with no persistence
  *
- * Needs `haproxy` (and `redis-server` for --start-redis) on the PATH: on Debian,
- * `apt-get install haproxy redis-server`. Ctrl-C or SIGTERM stops everything it started.
+ * Needs `haproxy` or `nginx` (and `redis-server` for --start-redis) on the PATH: on Debian,
+ * `apt-get install haproxy nginx redis-server`. Ctrl-C or SIGTERM stops everything it started.
  *
  * Tests import `start()`.
  */
@@ -26,6 +29,28 @@ const net = require('net');
 const os = require('os');
 const path = require('path');
 const { haproxyConfig } = require('./config');
+const { nginxConfig } = require('../nginx/config');
+
+/**
+ * The load balancers the launcher can put in front: the file its configuration goes to, and how
+ * to run it in the foreground on that file, with `dir` for its own files.
+ */
+const PROXIES = {
+  haproxy: {
+    name: 'HAProxy',
+    file: 'haproxy.cfg',
+    affinities: ['url', 'cookie'],
+    config: (options) => haproxyConfig(options),
+    args: (configFile) => ['-db', '-f', configFile],
+  },
+  nginx: {
+    name: 'nginx',
+    file: 'nginx.conf',
+    affinities: ['url'],
+    config: (options) => nginxConfig(options),
+    args: (configFile, dir) => ['-p', dir, '-c', configFile, '-e', 'stderr', '-g', 'daemon off;'],
+  },
+};
 
 /** The bound of every wait for a child to come up or go away. */
 const WAIT_MS = 15_000;
@@ -127,22 +152,28 @@ function startWorker({ id, port, redisUrl, jsessionid, stderr, follow }) {
 }
 
 /**
- * Starts Redis (if asked), the workers and HAProxy.
+ * Starts Redis (if asked), the workers and the load balancer.
  *
  * @param {object} [options]
+ * @param {'haproxy' | 'nginx'} [options.proxy] default 'haproxy'
  * @param {number} [options.workers] default 3
- * @param {number} [options.port] HAProxy's port; default 8080, 0 picks a free one
+ * @param {number} [options.port] the load balancer's port; default 8080, 0 picks a free one
  * @param {number} [options.workerPort] the first worker's port; default 8181, 0 picks free ones
- * @param {'url' | 'cookie'} [options.affinity] default 'url'
+ * @param {'url' | 'cookie'} [options.affinity] default 'url'; nginx has 'url' only
  * @param {string} [options.redis] a Redis URL, or 'start' to start redis-server; default $REDIS_URL or redis://127.0.0.1:6379
  * @param {(name: string, line: string) => void} [options.onOutput] gets each line the children
  *   write to stderr, with the child's name; default: they write to this process's stderr
  * @param {string} [options.haproxyCommand] default 'haproxy', found on the PATH
+ * @param {string} [options.nginxCommand] default 'nginx', found on the PATH
  * @param {string} [options.redisCommand] default 'redis-server', found on the PATH
  */
 async function start(options = {}) {
   const count = options.workers ?? 3;
   const affinity = options.affinity ?? 'url';
+  const proxyName = options.proxy ?? 'haproxy';
+  const proxy = PROXIES[proxyName];
+  if (!proxy) throw new Error(`proxy must be ${Object.keys(PROXIES).join(' or ')}, not ${JSON.stringify(proxyName)}`);
+  if (!proxy.affinities.includes(affinity)) throw new Error(`${proxy.name} has affinity by ${proxy.affinities.join(' or ')}, not ${JSON.stringify(affinity)}`);
   const stderr = options.onOutput ? 'pipe' : 'inherit';
   /** Hands the stderr lines of `child` to onOutput, when there is one. */
   const follow = (name, child) => {
@@ -157,16 +188,16 @@ async function start(options = {}) {
   };
   const port = options.port === 0 ? await freePort() : options.port ?? 8080;
   const workerPort = options.workerPort ?? 8181;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockjs-rx-haproxy-'));
-  /** What was started, in the order it must stop: HAProxy, then the workers, then Redis. */
-  const started = { haproxy: null, workers: [], redis: null };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sockjs-rx-${proxyName}-`));
+  /** What was started, in the order it must stop: the load balancer, then the workers, then Redis. */
+  const started = { proxy: null, workers: [], redis: null };
 
   let stopping = null;
   const stop = () => {
     stopping ??= (async () => {
-      // HAProxy first, so that no request reaches a worker that is going; Redis last, so that the
-      // workers can end their connections to it.
-      if (started.haproxy) await terminate(started.haproxy);
+      // The load balancer first, so that no request reaches a worker that is going; Redis last,
+      // so that the workers can end their connections to it.
+      if (started.proxy) await terminate(started.proxy);
       await Promise.all(started.workers.map((child) => terminate(child)));
       if (started.redis) await terminate(started.redis);
       fs.rmSync(dir, { recursive: true, force: true });
@@ -198,28 +229,30 @@ async function start(options = {}) {
       workers.push(worker);
     }
 
-    const configFile = path.join(dir, 'haproxy.cfg');
-    fs.writeFileSync(configFile, haproxyConfig({ port, affinity, workers }));
-    const haproxy = spawn(options.haproxyCommand ?? 'haproxy', ['-db', '-f', configFile], { stdio: ['ignore', 'ignore', stderr] });
-    follow('haproxy', haproxy);
+    const configFile = path.join(dir, proxy.file);
+    fs.writeFileSync(configFile, proxy.config({ port, affinity, workers, dir }));
+    const command = (proxyName === 'nginx' ? options.nginxCommand : options.haproxyCommand) ?? proxyName;
+    const child = spawn(command, proxy.args(configFile, dir), { stdio: ['ignore', 'ignore', stderr] });
+    follow(proxyName, child);
     const spawned = new Promise((resolve, reject) => {
-      haproxy.once('spawn', resolve);
-      haproxy.once('error', (error) => reject(new Error(`cannot run haproxy: ${error.message}`)));
+      child.once('spawn', resolve);
+      child.once('error', (error) => reject(new Error(`cannot run ${command}: ${error.message}`)));
     });
     await spawned;
-    started.haproxy = haproxy;
-    await waitForPort(port, 'haproxy', haproxy);
+    started.proxy = child;
+    await waitForPort(port, proxyName, child);
 
     return {
       url: `http://127.0.0.1:${port}`,
       port,
+      proxy: proxyName,
       affinity,
       redisUrl,
       redis: redisChild,
       configFile,
       config: fs.readFileSync(configFile, 'utf8'),
       workers: workers.map(({ id, port: p, pid, child }) => ({ id, port: p, pid, process: child })),
-      haproxy,
+      balancer: child,
       stop,
     };
   } catch (error) {
@@ -246,6 +279,7 @@ function parseArgs(argv) {
     else if (flag === '--port') options.port = number();
     else if (flag === '--worker-port') options.workerPort = number();
     else if (flag === '--affinity') options.affinity = value();
+    else if (flag === '--proxy') options.proxy = value();
     else if (flag === '--redis') options.redis = value();
     else if (flag === '--start-redis') options.redis = 'start';
     else throw new Error(`unknown option ${flag}`);
@@ -254,22 +288,25 @@ function parseArgs(argv) {
   if (options.affinity !== undefined && options.affinity !== 'url' && options.affinity !== 'cookie') {
     throw new Error('--affinity is url or cookie');
   }
+  if (options.proxy !== undefined && !(options.proxy in PROXIES)) throw new Error('--proxy is haproxy or nginx');
   return options;
 }
 
-module.exports = { start, freePort };
-
-if (require.main === module) {
+/**
+ * The command line: starts what `argv` asks for, on top of `defaults`, prints where it is and
+ * stops it all on Ctrl-C or SIGTERM.
+ */
+function main(argv, defaults = {}) {
   let options;
   try {
-    options = parseArgs(process.argv.slice(2));
+    options = { ...defaults, ...parseArgs(argv) };
   } catch (error) {
-    console.error(`${error.message}\nusage: node examples/haproxy/start.js [--workers N] [--port P] [--worker-port P] [--affinity url|cookie] [--redis URL | --start-redis]`);
+    console.error(`${error.message}\nusage: node examples/haproxy/start.js [--proxy haproxy|nginx] [--workers N] [--port P] [--worker-port P] [--affinity url|cookie] [--redis URL | --start-redis]`);
     process.exit(2);
   }
   start(options).then(
     (running) => {
-      console.log(`${running.workers.length} workers behind HAProxy (affinity by ${running.affinity}), Redis at ${running.redisUrl}`);
+      console.log(`${running.workers.length} workers behind ${PROXIES[running.proxy].name} (affinity by ${running.affinity}), Redis at ${running.redisUrl}`);
       for (const w of running.workers) console.log(`  ${w.id}: http://127.0.0.1:${w.port}/ (pid ${w.pid})`);
       console.log(`open ${running.url}/   services: /echo /broadcast /whoami   Ctrl-C stops everything`);
       let stopping = false;
@@ -280,7 +317,7 @@ if (require.main === module) {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       // A child that dies on its own is reported; the others go on, as behind a real balancer.
-      for (const child of [running.haproxy, running.redis, ...running.workers.map((w) => w.process)]) {
+      for (const child of [running.balancer, running.redis, ...running.workers.map((w) => w.process)]) {
         child?.once('exit', (code, signal) => {
           if (!stopping) console.error(`pid ${child.pid} exited (${code ?? signal})`);
         });
@@ -292,3 +329,7 @@ if (require.main === module) {
     },
   );
 }
+
+module.exports = { start, freePort, main };
+
+if (require.main === module) main(process.argv.slice(2));

@@ -8,79 +8,44 @@
  * haproxy and redis-server are Debian's, installed by `.ci/run` for CI; without them the suite is
  * skipped with one line, unless CI=true, where it fails.
  */
-import { type ChildProcess, execFileSync, spawn } from 'child_process';
+import { execFileSync } from 'child_process';
 import { randomUUID } from 'crypto';
 import { existsSync, readFileSync } from 'fs';
 import { request } from 'http';
-import { dirname, join } from 'path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { join } from 'path';
+import { type Browser, chromium } from 'playwright-core';
 import { createClient } from 'redis';
 import { findCommands, isAlive, type RedisServer, startRedisServer, suiteNeeding, waitUntil } from '../helpers/debian-tools';
+import {
+  type Affinity,
+  BROWSER_TRANSPORTS,
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  CLIENTS_PER_TRANSPORT,
+  type Deployment,
+  expectLauncherStopsEverything,
+  expectOneWorker,
+  expectSessionsOnOneWorkerEach,
+  expectStreamNotHeldBack,
+  launcher,
+  pageSession,
+  parseWhoami,
+  ROOT,
+  TEST_MS,
+} from './deployment';
 import { closeAll, NODE_TRANSPORTS, NodeClient, type NodeTransport } from './sockjs-node';
-
-interface Worker {
-  readonly id: string;
-  readonly port: number;
-  readonly pid: number;
-  readonly process: ChildProcess;
-}
-
-interface Deployment {
-  readonly url: string;
-  readonly port: number;
-  readonly configFile: string;
-  readonly workers: readonly Worker[];
-  readonly haproxy: ChildProcess;
-  stop(): Promise<void>;
-}
-
-type Affinity = 'url' | 'cookie';
-
-interface LauncherModule {
-  start(options: {
-    workers?: number;
-    port?: number;
-    workerPort?: number;
-    affinity?: Affinity;
-    redis?: string;
-    onOutput?: (name: string, line: string) => void;
-    haproxyCommand?: string;
-    redisCommand?: string;
-  }): Promise<Deployment>;
-}
 
 interface ConfigModule {
   exampleConfig(affinity: Affinity): string;
 }
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-sync'];
-
-const ROOT = join(__dirname, '..', '..');
 const EXAMPLE = join(ROOT, 'examples', 'haproxy');
-const launcher: LauncherModule = require('../../examples/haproxy/start');
 const configs: ConfigModule = require('../../examples/haproxy/config');
 
 const tools = suiteNeeding('haproxy suite', findCommands({ haproxy: 'haproxy', 'redis-server': 'redis-server' }));
 
-/** Longer than every bound inside a test. */
-const TEST_MS = 90_000;
 /** How long to keep listening after the expected messages, for a duplicate to show up. */
 const SETTLE_MS = 300;
-/** Clients per transport in the affinity test: enough that all of them landing on one worker is a one-in-50,000 event. */
-const CLIENTS_PER_TRANSPORT = 12;
-/**
- * A message bigger than half of the workers' response_limit (128 KiB): two of them end a
- * streaming response (xhr-streaming, eventsource) and make the client open another, so the
- * session goes on over a new HTTP request.
- */
-const LARGE = 'x'.repeat(100 * 1024);
-
-/** The worker id and the message of a /whoami answer (`<id> <message>`). */
-function parseWhoami(answer: string): { worker: string; message: string } {
-  const space = answer.indexOf(' ');
-  return { worker: answer.slice(0, space), message: answer.slice(space + 1) };
-}
 
 (tools.run ? describe : describe.skip)('HAProxy in front of 3 sockjs-rx workers, with Redis between them', () => {
   let redis: RedisServer;
@@ -160,24 +125,7 @@ function parseWhoami(answer: string): { worker: string; message: string } {
         const opened = Array.from({ length: CLIENTS_PER_TRANSPORT }, () => connect(`${deployment.url}/whoami`, transport));
         await Promise.all(opened.map((c) => c.opened()));
         for (const client of opened) expect(client.openedWith).toBe(transport);
-        // Small messages one at a time (each a poll of its own over xhr-polling), then two large
-        // ones that end the streaming response and make the client open another.
-        const sent = ['m0', 'm1', 'm2', 'm3', 'm4', LARGE, LARGE, 'm5', 'm6'];
-        const workersOf = await Promise.all(
-          opened.map(async (client) => {
-            const workers: string[] = [];
-            for (const message of sent) {
-              const answer = parseWhoami(await client.ask(message));
-              expect(answer.message === message).toBe(true);
-              workers.push(answer.worker);
-            }
-            return workers;
-          }),
-        );
-        for (const workers of workersOf) expect(new Set(workers).size).toBe(1);
-        const used = new Set(workersOf.map((w) => w[0]));
-        expect(used.size).toBeGreaterThan(1);
-        for (const client of opened) expect(client.isClosed).toBe(false);
+        await expectSessionsOnOneWorkerEach(opened);
       },
       TEST_MS,
     );
@@ -186,16 +134,7 @@ function parseWhoami(answer: string): { worker: string; message: string } {
       'passes each message of a %s response on as it comes (option http-no-delay), not held back by HAProxy',
       async (transport) => {
         const { client } = await whoami(deployment, transport);
-        const took: number[] = [];
-        for (let i = 0; i < 21; i++) {
-          const started = performance.now();
-          expect(parseWhoami(await client.ask(`t${i}`)).message).toBe(`t${i}`);
-          took.push(performance.now() - started);
-        }
-        took.sort((a, b) => a - b);
-        // Held back, a small chunk waits about 200 ms in HAProxy; passed on, the round trip
-        // here takes a few milliseconds (the client's wait polls every 10).
-        expect(took[10]).toBeLessThan(100);
+        await expectStreamNotHeldBack(client);
       },
       TEST_MS,
     );
@@ -376,53 +315,9 @@ function parseWhoami(answer: string): { worker: string; message: string } {
   });
 
   describe('sockjs-client in Chromium', () => {
-    /** Every transport sockjs-client 1.6 offers in Chromium. */
-    const BROWSER_TRANSPORTS = [
-      'websocket',
-      'xhr-streaming',
-      'eventsource',
-      'iframe-eventsource',
-      'htmlfile',
-      'iframe-htmlfile',
-      'xhr-polling',
-      'iframe-xhr-polling',
-      'jsonp-polling',
-    ] as const;
     const chromiumFound = existsSync(CHROMIUM);
     const skipped = !chromiumFound && process.env.CI !== 'true';
     if (skipped && tools.run) process.stdout.write(`haproxy suite: the Chromium tests skipped: no browser at ${CHROMIUM} (CI=true makes this a failure)\n`);
-
-    /** What one session in the page saw. */
-    interface PageSession {
-      readonly transport: string | null;
-      readonly answers: readonly string[];
-      readonly closed: string | null;
-      readonly cookie: string;
-    }
-
-    /**
-     * Runs one /whoami session in the page over `transport`: six messages one after the other,
-     * each sent once the answer to the one before has come, then a close.
-     */
-    const session = (page: Page, transport: string): Promise<PageSession> =>
-      page.evaluate<PageSession>(`new Promise(function (resolve) {
-        var sock = new SockJS('/whoami', null, { transports: [${JSON.stringify(transport)}] });
-        var answers = [];
-        var done = function (closed) {
-          clearTimeout(timer);
-          resolve({ transport: sock.transport, answers: answers, closed: closed, cookie: document.cookie });
-          sock.onclose = null;
-          sock.close();
-        };
-        var timer = setTimeout(function () { done('timed out'); }, 15000);
-        sock.onopen = function () { sock.send('m0'); };
-        sock.onmessage = function (e) {
-          answers.push(e.data);
-          if (answers.length < 6) sock.send('m' + answers.length);
-          else done(null);
-        };
-        sock.onclose = function (e) { done(e.code + ' ' + e.reason); };
-      })`);
 
     describe.each(['url', 'cookie'] as const)('with affinity by %s', (affinity) => {
       let deployment: Deployment;
@@ -448,12 +343,8 @@ function parseWhoami(answer: string): { worker: string; message: string } {
           try {
             const page = await context.newPage();
             await page.goto(`${deployment.url}/`, { timeout: 10_000 });
-            const seen = await session(page, transport);
-            expect({ transport: seen.transport, closed: seen.closed, count: seen.answers.length }).toEqual({ transport, closed: null, count: 6 });
-            const answers = seen.answers.map(parseWhoami);
-            expect(answers.map((a) => a.message)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
-            const worker = answers[0]!.worker;
-            expect(answers.map((a) => a.worker)).toEqual(Array(6).fill(worker));
+            const seen = await pageSession(page, transport);
+            const worker = expectOneWorker(seen, transport);
             // Over HTTP the browser kept the cookie HAProxy set, naming the worker of the session.
             // A websocket is one connection, which needs no cookie and gets none.
             if (affinity === 'cookie' && transport !== 'websocket') expect(seen.cookie).toContain(`JSESSIONID=${worker}~`);
@@ -470,44 +361,12 @@ function parseWhoami(answer: string): { worker: string; message: string } {
     it(
       'stops HAProxy, the workers and the redis-server it started on SIGTERM, leaving no process behind',
       async () => {
-        const cli = spawn(process.execPath, [join(EXAMPLE, 'start.js'), '--start-redis', '--port', '0', '--worker-port', '0'], {
-          // The launcher finds haproxy and redis-server on the PATH.
-          env: { ...process.env, PATH: [process.env.PATH, dirname(tools.paths!.haproxy), dirname(tools.paths!['redis-server'])].join(':') },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let out = '';
-        cli.stdout.setEncoding('utf8');
-        cli.stdout.on('data', (chunk: string) => (out += chunk));
-        cli.stderr.setEncoding('utf8');
-        cli.stderr.on('data', (chunk: string) => (out += chunk));
-        const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)));
-        try {
-          await waitUntil(() => out.includes('Ctrl-C stops everything'), 'the launcher to print its URL', 30_000);
-          const url = /open (http:\/\/127\.0\.0\.1:\d+)\//.exec(out)![1]!;
-          const client = connect(`${url}/echo`, 'xhr-polling');
-          await client.opened();
-          expect(await client.ask('through the launcher')).toBe('through the launcher');
-          const pids = childrenOf(cli.pid!);
-          // redis-server, 3 workers and HAProxy.
-          expect(pids).toHaveLength(5);
-          cli.kill('SIGTERM');
-          await waitUntil(() => cli.exitCode !== null || cli.signalCode !== null, 'the launcher to exit', 20_000);
-          expect(await exited).toBe(0);
-          await waitUntil(() => pids.every((pid) => !isAlive(pid)), 'every child of the launcher to be gone');
-        } finally {
-          if (cli.exitCode === null) cli.kill('SIGKILL');
-        }
+        // redis-server, 3 workers and HAProxy.
+        await expectLauncherStopsEverything(join(EXAMPLE, 'start.js'), [tools.paths!.haproxy, tools.paths!['redis-server']], 5, (url) =>
+          connect(url, 'xhr-polling'),
+        );
       },
       TEST_MS,
     );
   });
 });
-
-/** The ids of the processes whose parent is `pid`. */
-function childrenOf(pid: number): number[] {
-  const text = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
-  return text
-    .split('\n')
-    .map((line) => Number(line.trim()))
-    .filter((n) => n > 0);
-}
