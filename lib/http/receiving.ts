@@ -134,8 +134,10 @@ export class ResponseReceiver implements Receiver, Sink {
   readonly pings = false;
   readonly sink: Sink = this;
   #events: Subscriber<SessionEvent> | null = null;
+  /** A poll's headers, kept until its one frame goes with them; a stream sends its own at once. */
+  readonly #headers: Headers | null;
 
-  /** `headers`: those of a poll, whose head waits for its one frame; a stream's are sent already. */
+  /** `headers`: this response's own (a poll's Content-Length is set on it). */
   constructor(
     readonly id: number,
     readonly key: SessionKey,
@@ -143,11 +145,11 @@ export class ResponseReceiver implements Receiver, Sink {
     readonly wrap: (frame: string) => string,
     responseLimit: number,
     private readonly res: ServerResponse,
-    /** This response's own: a poll's Content-Length is set on it. */
-    private readonly headers: Headers,
+    headers: Headers,
   ) {
     this.protocol = transport.protocol;
     this.limit = transport.streaming ? responseLimit : 1;
+    this.#headers = transport.streaming ? null : headers;
   }
 
   write(chunk: string, taken?: () => void): void {
@@ -158,10 +160,11 @@ export class ResponseReceiver implements Receiver, Sink {
     }
     const bytes = encoded.of(chunk);
     // A poll carries one frame, so it is answered whole: one write with a Content-Length.
-    if (!res.headersSent && this.limit === 1) {
+    const headers = this.#headers;
+    if (!res.headersSent && headers) {
       // The headers are this response's own object, so the length is set on it, not on a copy.
-      this.headers['Content-Length'] = String(Buffer.byteLength(bytes));
-      res.writeHead(200, this.headers);
+      headers['Content-Length'] = String(Buffer.byteLength(bytes));
+      res.writeHead(200, headers);
       res.end(bytes);
       this.#boundFlush();
       taken?.();
@@ -175,7 +178,7 @@ export class ResponseReceiver implements Receiver, Sink {
   end(): void {
     const { res } = this;
     if (res.writableEnded) return;
-    if (!res.headersSent) res.writeHead(200, this.headers);
+    if (!res.headersSent) res.writeHead(200, this.#headers ?? {});
     res.end();
     this.#boundFlush();
   }
@@ -192,7 +195,8 @@ export class ResponseReceiver implements Receiver, Sink {
   /** Tells `events` when the client drops the response before the server ended it. */
   listen(events: Subscriber<SessionEvent>): void {
     this.#events = events;
-    this.res.once('close', this.#closed);
+    // `on`, not `once`, which would wrap the listener in one more closure: it acts only once anyway.
+    this.res.on('close', this.#closed);
   }
 
   readonly #closed = (): void => {

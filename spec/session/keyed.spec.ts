@@ -1,4 +1,4 @@
-import { catchError, groupBy, type GroupedObservable, map, mergeMap, Observable, of, Subject, take, throwError, toArray } from 'rxjs';
+import { catchError, groupBy, type GroupedObservable, map, mergeMap, Observable, of, Subject, Subscription, take, throwError, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { groupUntil, mergeEach } from '../../lib/session/keyed';
 
@@ -187,3 +187,55 @@ describe('mergeEach', () => {
     expect([failures, values, completed]).toStrictEqual([['subscribe'], ['after'], true]);
   });
 });
+
+describe('mergeEach teardowns', () => {
+  /** An inner stream that records when each of its teardowns runs. */
+  const inner = (name: string, log: string[], teardowns: 'function' | 'unsubscribable' | 'two' | 'subscription') =>
+    new Observable<string>((subscriber) => {
+      subscriber.next(name);
+      if (teardowns === 'two') subscriber.add(() => log.push(`${name} first`));
+      if (teardowns === 'subscription') return new Subscription(() => log.push(`${name} child`));
+      if (teardowns === 'unsubscribable') return { unsubscribe: () => log.push(`${name} unsubscribed`) };
+      return () => log.push(`${name} torn down`);
+    });
+
+  it.each(['function', 'unsubscribable', 'two', 'subscription'] as const)(
+    'runs every teardown of an inner stream (%s) once, when it ends or the merge is unsubscribed',
+    (teardowns) => {
+      const log: string[] = [];
+      const ending = new Subject<string>();
+      const source = new Subject<string>();
+      const seen: string[] = [];
+      const subscription = source
+        .pipe(mergeEach((name) => (name === 'ends' ? inner(name, log, teardowns).pipe(takeUntilNext(ending)) : inner(name, log, teardowns))))
+        .subscribe((value) => seen.push(value));
+      source.next('ends');
+      source.next('lives');
+      ending.next('now');
+      const afterEnd = [...log];
+      subscription.unsubscribe();
+      subscription.unsubscribe();
+      expect(seen).toEqual(['ends', 'lives']);
+      const expected = (name: string) =>
+        teardowns === 'function'
+          ? [`${name} torn down`]
+          : teardowns === 'unsubscribable'
+            ? [`${name} unsubscribed`]
+            : teardowns === 'two'
+              ? [`${name} first`, `${name} torn down`].sort()
+              : [`${name} child`];
+      expect(afterEnd.sort()).toEqual(expected('ends'));
+      expect(log.slice(afterEnd.length).sort()).toEqual(expected('lives'));
+    },
+  );
+});
+
+/** Completes the stream at the first value of `notifier`. */
+function takeUntilNext<T>(notifier: Observable<unknown>) {
+  return (source: Observable<T>) =>
+    new Observable<T>((subscriber) => {
+      const stop = notifier.subscribe(() => subscriber.complete());
+      subscriber.add(stop);
+      return source.subscribe(subscriber);
+    });
+}
