@@ -3,8 +3,9 @@
  * published on a channel to every process serving it. In one process the bus is a Subject; across
  * processes it is Redis pub/sub (`sockjs-rx/redis`), or anything else with the same two methods.
  */
-import { filter, map, type Observable, share, Subject, type Subscription } from 'rxjs';
+import { filter, map, Observable, share, Subject, type Subscription } from 'rxjs';
 import type { Connection } from './connection';
+import type { RelayBus } from './relay';
 
 /** Carries channel messages between processes. Each process must see every message once. */
 export interface BroadcastBus {
@@ -14,9 +15,15 @@ export interface BroadcastBus {
   messages(channel: string): Observable<string>;
 }
 
-/** The bus of a single process: what is published comes straight back, and nowhere else. */
-export function localBus(): BroadcastBus {
+/**
+ * The bus of a single process: what is published comes straight back, and nowhere else. It also
+ * relays sessions between the servers of this process that share it (`relay: true`), as
+ * `sockjs-rx/redis` does between processes: messages are delivered on a later microtask, in order.
+ */
+export function localBus(): RelayBus {
   const published$ = new Subject<{ channel: string; message: string }>();
+  const claims = new Map<string, string>();
+  const inboxes = new Map<string, Subject<string>>();
   return {
     publish: (channel, message) => published$.next({ channel, message }),
     messages: (channel) =>
@@ -24,6 +31,33 @@ export function localBus(): BroadcastBus {
         filter((p) => p.channel === channel),
         map((p) => p.message),
       ),
+    claim: async (session, address) => {
+      const owner = claims.get(session);
+      if (owner !== undefined) return owner;
+      claims.set(session, address);
+      return null;
+    },
+    owner: async (session) => claims.get(session) ?? null,
+    release: (session, address) => {
+      if (claims.get(session) === address) claims.delete(session);
+    },
+    deliver: (address, message) =>
+      Promise.resolve().then(() => {
+        const inbox = inboxes.get(address);
+        inbox?.next(message);
+        return inbox !== undefined;
+      }),
+    inbox: (address) =>
+      new Observable<string>((subscriber) => {
+        const inbox = new Subject<string>();
+        inboxes.set(address, inbox);
+        const subscription = inbox.subscribe(subscriber);
+        return () => {
+          subscription.unsubscribe();
+          if (inboxes.get(address) === inbox) inboxes.delete(address);
+        };
+      }),
+    listening: async (address) => inboxes.has(address),
   };
 }
 

@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
-import { defer, EMPTY, type Observable, type SchedulerLike, Subject, type Subscription } from 'rxjs';
+import { defer, EMPTY, merge, mergeMap, type Observable, of, type SchedulerLike, Subject, type Subscription } from 'rxjs';
 import { Connection, type ConnectionControl } from './connection';
 import { CLOSE_REASONS, faultText, HTTP_ERRORS } from './errors';
 import { type AnswerContext, checksOrigin, isWebsocketKind, staticAnswer, type StaticRoute, upgradeAnswer } from './http/answers';
@@ -21,9 +21,10 @@ import type { Headers } from './http/headers';
 import { iframe } from './http/pages';
 import { HttpPolicy } from './http/policy';
 import { Pipelining, receiving, type ReceivingContext } from './http/receiving';
-import { answered, answeredOnSocket, type Log, respond, respondOnSocket } from './http/respond';
+import { answered, answeredOnSocket, type Log, logAnswer, respond, respondOnSocket } from './http/respond';
 import { sending, type SendingContext } from './http/sending';
 import type { ResolvedOptions } from './options';
+import { Relay, type RelayBus } from './relay';
 import { type Route, route, routeTable, type RouteTable, splitUrl } from './router';
 import { mergeEach } from './session/keyed';
 import type { SessionEvent } from './session/reducer';
@@ -71,8 +72,11 @@ export class Endpoint {
   #sessions = 0;
   /** The sessions whose connection is open: `connections()` (so `broadcast()`) and `close()` go over them. */
   readonly #connected = new Set<Session>();
+  /** With the `relay` option: serves the requests of sessions owned by other processes, and theirs of ours. */
+  readonly #relay: Relay | null;
 
-  constructor(options: ResolvedOptions, scheduler: SchedulerLike, hooks: EndpointHooks) {
+  /** `relayBus`: the bus to relay sessions over (the `relay` option), or null. */
+  constructor(options: ResolvedOptions, scheduler: SchedulerLike, hooks: EndpointHooks, relayBus: RelayBus | null = null) {
     this.options = options;
     this.#table = routeTable(options);
     this.#scheduler = scheduler;
@@ -94,12 +98,21 @@ export class Endpoint {
       fault: (what, error) => this.#fault(what, error),
     };
     this.#wss = createWebsocketServer(options.max_message_size);
-    const events$ = this.#http$.pipe(
+    this.#relay = relayBus
+      ? new Relay(relayBus, options.prefix, {
+          responseLimit: options.response_limit,
+          maxQueueSize: options.max_queue_size,
+          nextId: () => ++this.#receivers,
+          log: this.#logger,
+        })
+      : null;
+    const http$ = this.#http$.pipe(
       mergeEach(
         (event) => this.#dispatch(event),
         (error, event) => this.#failed(event, error),
       ),
     );
+    const events$ = this.#relay ? merge(http$, this.#relay.events$) : http$;
     this.#subscription = sessionTable<ConnectionControl>(events$, {
       scheduler,
       config: { heartbeatDelay: options.heartbeat_delay, disconnectDelay: options.disconnect_delay },
@@ -174,6 +187,7 @@ export class Endpoint {
     for (const session of [...this.#connected]) session.post({ type: 'close', key: session.key, why: CLOSE_REASONS.SHUTTING_DOWN });
     this.#http$.complete();
     this.#subscription.unsubscribe();
+    this.#relay?.close();
   }
 
   #route(req: IncomingMessage): Route {
@@ -220,10 +234,21 @@ export class Endpoint {
     switch (target.kind) {
       case 'outside':
         return EMPTY;
-      case 'receive':
-        return receiving(req, res, target.transport, target.sessionId, this.#receiving);
-      case 'send':
-        return sending(req, res, target.transport, target.sessionId, this.#sending);
+      case 'receive': {
+        const events$ = receiving(req, res, target.transport, target.sessionId, this.#receiving);
+        const relay = this.#relay;
+        if (!relay || relay.owns(target.sessionId)) return events$;
+        return relay.receive(target.sessionId, events$, () => {
+          respond(res, HTTP_ERRORS.RELAY_UNAVAILABLE, this.#answers.policy.sessionHeaders(req, res));
+          logAnswer(this.#logger, req, HTTP_ERRORS.RELAY_UNAVAILABLE.status);
+        });
+      }
+      case 'send': {
+        const events$ = sending(req, res, target.transport, target.sessionId, this.#sending);
+        const relay = this.#relay;
+        if (!relay || relay.owns(target.sessionId)) return events$;
+        return events$.pipe(mergeMap((event) => (event.type === 'incoming' ? relay.send(target.sessionId, event) : of(event))));
+      }
       case 'preflight':
         // A jsessionid function may write to the response: it is called when subscribed too.
         return defer(() => this.#answer(req, res, target, this.#answers.policy.cookie(req, res)));
@@ -333,6 +358,7 @@ export class Endpoint {
         session.handle?.sessionClosed(CLOSE_REASONS.INTERRUPTED);
         session.handle = null;
         this.#connected.delete(session);
+        if (typeof session.key === 'string') this.#relay?.ended(session.key);
         break;
     }
   }

@@ -77,6 +77,8 @@ export const HTTP_ERRORS = {
   SHUTTING_DOWN: plain(503, 'Server shutting down.'),
   /** The endpoint's pipeline failed (logged); it serves nothing more. */
   UNAVAILABLE: plain(503, 'Service unavailable.'),
+  /** With `relay`, a request for a session owned elsewhere, while the bus cannot be reached (logged). */
+  RELAY_UNAVAILABLE: plain(503, 'Session relay unavailable.'),
 } as const satisfies Record<string, StaticResponse>;
 
 export type HttpErrorName = keyof typeof HTTP_ERRORS;
@@ -110,4 +112,14 @@ export const CLOSE_REASONS = {
   BROKEN_FRAMING: { code: 3000, reason: 'Broken framing.' },
   /** A websocket peer that answered no ping within a heartbeat interval. */
   NO_HEARTBEAT: { code: 3000, reason: 'No response from heartbeat' },
+  /**
+   * With `relay`, a response relayed to a session whose owner, another process, is gone or
+   * cannot be reached over the bus (logged).
+   */
+  SESSION_UNREACHABLE: { code: 1011, reason: 'Session unreachable' },
+  /**
+   * Never sent: with `relay`, the owner no longer has the session a response was relayed to,
+   * and the process that relayed it looks again (it may open the session itself).
+   */
+  UNKNOWN_SESSION: { code: 1002, reason: 'Unknown session' },
 } as const satisfies Record<string, CloseReason>;

@@ -76,6 +76,14 @@ export interface ServerOptions {
    */
   bus?: BroadcastBus;
   /**
+   * Serves every session from every process on `bus`, so that the load balancer needs no sticky
+   * sessions: a session lives in the process that opened it, and any other process serves its
+   * HTTP requests by relaying them to it over the bus. Needs a bus that relays: `redisBus()` of
+   * `sockjs-rx/redis` (or `localBus()`, between the servers of one process). Taken from
+   * `createServer` only. Default false: every request of a session must reach its process.
+   */
+  relay?: boolean;
+  /**
    * Accepted so that options written for the sockjs package keep working, and ignored: the
    * websocket implementation here is `ws`, not faye-websocket. Default: absent.
    */
@@ -179,6 +187,7 @@ const RULES: Readonly<Record<keyof ServerOptions, readonly [expected: string, ch
     'a broadcast bus: an object with `publish` and `messages` functions',
     (v) => isObject(v) && typeof (v as BroadcastBus).publish === 'function' && typeof (v as BroadcastBus).messages === 'function',
   ],
+  relay: ['a boolean', isBoolean],
   faye_server_options: ['an object', isObject],
 };
 

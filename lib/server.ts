@@ -10,6 +10,7 @@ import { type BroadcastBus, Channel, localBus } from './broadcast';
 import type { Connection } from './connection';
 import { Endpoint } from './endpoint';
 import { sockjsError } from './errors';
+import { isRelayBus, type RelayBus } from './relay';
 import { optionNotices, resolveOptions, type ServerOptions, validateOptions } from './options';
 
 /** The channel every connection is in, which `broadcast()` publishes on. */
@@ -56,6 +57,8 @@ export class Server extends EventEmitter {
   readonly #connections = new Subject<Connection>();
   #installations: Installation[] = [];
   readonly #bus: BroadcastBus;
+  /** The bus sessions are relayed over, with the `relay` option. */
+  readonly #relayBus: RelayBus | null = null;
   readonly #channels = new Map<string, Channel>();
   /** Set by close(): a closed server cannot be installed again. */
   #closed = false;
@@ -68,6 +71,13 @@ export class Server extends EventEmitter {
     for (const notice of optionNotices(this.options)) resolved.log('info', notice);
     this.connections$ = this.#connections.asObservable();
     this.#bus = this.options.bus ?? localBus();
+    if (this.options.relay) {
+      // Relaying within a bus of this server's own would reach no other process.
+      if (!this.options.bus || !isRelayBus(this.options.bus)) {
+        throw sockjsError('SOCKJS_ERR_INVALID_OPTION', 'relay', 'true only with a `bus` that relays sessions, such as redisBus() of sockjs-rx/redis');
+      }
+      this.#relayBus = this.options.bus;
+    }
   }
 
   /**
@@ -141,14 +151,19 @@ export class Server extends EventEmitter {
       throw sockjsError('SOCKJS_ERR_ALREADY_ATTACHED', options.prefix);
     }
     for (const notice of optionNotices(overrides)) options.log('info', notice);
-    const endpoint = new Endpoint(options, options.scheduler, {
-      connection: (connection) => {
-        // Every open connection is in `*` without joining it; the channel starts listening with the first.
-        this.channel(EVERYONE).listen();
-        this.emit('connection', connection);
-        this.#connections.next(connection);
+    const endpoint = new Endpoint(
+      options,
+      options.scheduler,
+      {
+        connection: (connection) => {
+          // Every open connection is in `*` without joining it; the channel starts listening with the first.
+          this.channel(EVERYONE).listen();
+          this.emit('connection', connection);
+          this.#connections.next(connection);
+        },
       },
-    });
+      this.#relayBus,
+    );
     options.log('debug', `sockjs-rx bound to ${JSON.stringify(options.prefix)}`);
     const request = overshadow(http, 'request', ([req, res]) =>
       endpoint.handleRequest(req as IncomingMessage, res as ServerResponse),

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
 import { Observable, type Subscriber } from 'rxjs';
-import { CLOSE_REASONS, HTTP_ERRORS } from '../errors';
+import { type CloseReason, CLOSE_REASONS, HTTP_ERRORS } from '../errors';
 import { splitUrl } from '../router';
 import { onFlush, type Receiver, SharedBytes, type Sink } from '../session/receiver';
 import type { SessionEvent, SessionKey } from '../session/reducer';
@@ -175,8 +175,13 @@ export class ResponseReceiver implements Receiver, Sink {
     if (!flushed) taken?.();
   }
 
-  end(): void {
+  /** Ends the response; `abort` drops it at once, with whatever still waits for its client. */
+  end(_why?: CloseReason, abort?: boolean): void {
     const { res } = this;
+    if (abort) {
+      res.destroy();
+      return;
+    }
     if (res.writableEnded) return;
     if (!res.headersSent) res.writeHead(200, this.#headers ?? {});
     res.end();

@@ -54,6 +54,10 @@ function send(req: IncomingMessage, res: ServerResponse, transport: SendingTrans
     const reply = {
       accept: () => respond(res, transport.accepted, headers),
       unknownSession: () => respond(res, notFound(false, context.now()), headers),
+      unavailable: () => {
+        respond(res, HTTP_ERRORS.RELAY_UNAVAILABLE, headers);
+        logAnswer(context.log, req, HTTP_ERRORS.RELAY_UNAVAILABLE.status);
+      },
     };
     return { type: 'incoming', key, messages, reply };
   };

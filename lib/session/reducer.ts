@@ -19,6 +19,8 @@ export type Ack = () => void;
 export interface Reply {
   accept(): void;
   unknownSession(): void;
+  /** The session's owner, another process, cannot be reached (`relay`): never called by the reducer. */
+  unavailable(): void;
 }
 
 /** Where a client's messages are read from: paused while the application does not read them. */
@@ -28,8 +30,12 @@ export interface Source {
 }
 
 export type SessionEvent =
-  /** A receiving request or a websocket arrived for this session. */
-  | { readonly type: 'attach'; readonly key: SessionKey; readonly receiver: Receiver; readonly request: IncomingMessage }
+  /**
+   * A receiving request or a websocket arrived for this session. `request` is the one that
+   * opens the session; null for a receiver relayed from another process, which attaches to an
+   * open session only.
+   */
+  | { readonly type: 'attach'; readonly key: SessionKey; readonly receiver: Receiver; readonly request: IncomingMessage | null }
   /** The client went away from a receiver before the server ended it. */
   | { readonly type: 'detach'; readonly key: SessionKey; readonly receiverId: number; readonly why: CloseReason }
   /**
@@ -337,11 +343,15 @@ function refuse(b: Builder, receiver: Receiver): void {
   b.effects.push({ type: 'finish', receiver, why: CLOSE_REASONS.ANOTHER_CONNECTION });
 }
 
-function onAttach(b: Builder, receiver: Receiver, request: IncomingMessage): void {
+function onAttach(b: Builder, receiver: Receiver, request: IncomingMessage | null): void {
   const { phase } = b.state;
-  if (phase === 'ended') {
+  if (request === null && (phase === 'new' || phase === 'ended')) {
+    // Relayed from another process for a session this one no longer has: that process looks again.
+    b.effects.push({ type: 'finish', receiver, why: CLOSE_REASONS.UNKNOWN_SESSION });
+    b.end(null);
+  } else if (phase === 'ended') {
     refuse(b, receiver);
-  } else if (phase === 'new') {
+  } else if (phase === 'new' && request !== null) {
     b.draft().phase = 'open';
     b.attach(receiver);
     b.write(framesFor(receiver.framing, 'open', b.state));

@@ -29,7 +29,7 @@ function receiver(kind: 'poll' | 'stream' | 'websocket', limit = 4096): Receiver
 
 const attach = (r: Receiver, key: SessionKey = 's'): SessionEvent => ({ type: 'attach', key, receiver: r, request: REQUEST });
 const send = (text: string, key: SessionKey = 's', ack?: () => void): SessionEvent => ({ type: 'outgoing', key, messages: [text], ack });
-const reply: Reply = { accept: () => undefined, unknownSession: () => undefined };
+const reply: Reply = { accept: () => undefined, unknownSession: () => undefined, unavailable: () => undefined };
 
 /** Each effect as a short text, so that marbles can name them. */
 function describe_(p: Performed<unknown>): string {

@@ -1,0 +1,512 @@
+/**
+ * Sessions reachable from every process (`relay: true`): a session lives in the process that
+ * claimed it when it opened, and any other process on the bus serves its HTTP requests by
+ * relaying them there.
+ *
+ *   client ─▶ process B (not the owner)                       process A (the owner)
+ *             receiving request: attach ───── bus ─────────▶  proxy receiver in A's session table
+ *             its response ◀── write / end ── bus ◀─────────  frames as A's session writes them
+ *             send: messages ──────────────── bus ─────────▶  `incoming`, answered ─▶ reply ─▶ 204
+ *
+ * A claim is atomic (two processes never own one session) and is released when the session ends.
+ * Frames, replies and detaches go over one connection between two processes, so they arrive in
+ * the order they were sent. A relay that breaks (the owner gone, the bus unreachable) ends what
+ * it carried, visibly: a send is answered 404 or 503, a receiving response gets a close frame.
+ */
+import { randomUUID } from 'crypto';
+import { defer, EMPTY, from, merge, mergeMap, Observable, of, Subject, type Subscription } from 'rxjs';
+import type { BroadcastBus } from './broadcast';
+import { CLOSE_REASONS, type CloseReason } from './errors';
+import { closeFrame } from './frames';
+import type { Log } from './http/respond';
+import type { Receiver, Sink } from './session/receiver';
+import type { Reply, SessionEvent } from './session/reducer';
+import { TRANSPORTS } from './transports';
+import { isFramer, type ReceivingTransport } from './transports/transport';
+
+/** What a bus does beyond broadcast, so that the processes on it can relay sessions. */
+export interface RelayBus extends BroadcastBus {
+  /**
+   * Claims `session` for `address` if no one has it: resolves null once it is `address`'s, or
+   * with the address that has it. Rejects when the bus cannot be asked now.
+   */
+  claim(session: string, address: string): Promise<string | null>;
+  /** The address that has `session`, or null. Rejects when the bus cannot be asked now. */
+  owner(session: string): Promise<string | null>;
+  /** Gives up `address`'s claim on `session`; a claim of another address stays. */
+  release(session: string, address: string): void;
+  /**
+   * Sends `message` to whoever listens on `address`, after every message sent to it before:
+   * resolves true once delivered, false when no one listens there. Rejects at once when the bus
+   * cannot send now: nothing is held back for later.
+   */
+  deliver(address: string, message: string): Promise<boolean>;
+  /** What is delivered to `address`, while subscribed. */
+  inbox(address: string): Observable<string>;
+  /** Whether anyone listens on `address` now. Rejects when the bus cannot be asked now. */
+  listening(address: string): Promise<boolean>;
+}
+
+export function isRelayBus(bus: BroadcastBus): bus is RelayBus {
+  const relay = bus as Partial<RelayBus>;
+  return ['claim', 'owner', 'release', 'deliver', 'inbox', 'listening'].every((name) => typeof relay[name as keyof RelayBus] === 'function');
+}
+
+/** To the owner of a session. */
+type ToOwner =
+  /** Receiver `r` of process `f` is a `p` (protocol) response with query `q`. */
+  | { readonly t: 'attach'; readonly s: string; readonly r: number; readonly f: string; readonly p: string; readonly q: string }
+  | { readonly t: 'detach'; readonly s: string; readonly r: number; readonly f: string; readonly why: CloseReason }
+  /** Send `q` of process `f` carries messages `m`. */
+  | { readonly t: 'send'; readonly s: string; readonly q: number; readonly f: string; readonly m: readonly string[] };
+
+/** From the owner, to the process that relays. */
+type ToRelay =
+  | { readonly t: 'write'; readonly r: number; readonly c: string }
+  /** Receiver `r` is ended; `gone`: the owner has no such session (any more). */
+  | { readonly t: 'end'; readonly r: number; readonly gone?: true }
+  | { readonly t: 'reply'; readonly q: number; readonly ok: boolean };
+
+/** How often the owners of what is relayed are checked for, while anything is. */
+const WATCH_MS = 1000;
+
+/** How often one receiving request looks for its session's owner before it gives up. */
+const MAX_LOCATES = 3;
+
+/** The receiving transports, by protocol name, for the owner to wrap frames as the relay's response does. */
+const RECEIVING = new Map<string, ReceivingTransport>();
+for (const use of Object.values(TRANSPORTS) as Array<{ receive?: ReceivingTransport | 'websocket' }>) {
+  if (use.receive && use.receive !== 'websocket') RECEIVING.set(use.receive.protocol, use.receive);
+}
+
+/** A receiving response of this process whose session is owned by another. */
+interface Relayed {
+  readonly receiver: Receiver;
+  readonly owner: string;
+  readonly key: string;
+  /** Characters written to the response and not yet taken by its client. */
+  backlog: number;
+  /** The owner has no such session: look again, maybe opening it here. */
+  gone(): void;
+  /** The owner ended the receiver, or it cannot be reached: the relay is over. */
+  done(): void;
+}
+
+interface PendingSend {
+  readonly owner: string;
+  readonly reply: Reply;
+}
+
+export interface RelayContext {
+  readonly responseLimit: number;
+  /** What a relayed response may have waiting for a slow client before it is dropped (`max_queue_size`). */
+  readonly maxQueueSize: number;
+  /** A receiver id unique in the endpoint. */
+  readonly nextId: () => number;
+  readonly log: Log;
+}
+
+/**
+ * One endpoint's side of the relay: it claims the sessions opened here, serves requests for
+ * sessions owned elsewhere by relaying them, and turns what other processes relay to it into
+ * session events.
+ */
+export class Relay {
+  /** Where other processes reach this endpoint. */
+  readonly address = randomUUID();
+  /** Session events relayed to this endpoint, for its session table; subscribing opens its inbox. */
+  readonly events$: Observable<SessionEvent>;
+  /** Sessions claimed here and not yet ended. */
+  readonly #owned = new Set<string>();
+  /** Receiving responses here whose session is elsewhere, by receiver id. */
+  readonly #relayed = new Map<number, Relayed>();
+  /** Sends here waiting for their owner's answer, by number. */
+  readonly #sends = new Map<number, PendingSend>();
+  /** Receivers of other processes attached to sessions here, by `<address> <receiver id>`. */
+  readonly #proxies = new Map<string, Receiver>();
+  /** Detaches of proxy receivers whose process cannot be reached. */
+  readonly #lostProxies = new Subject<SessionEvent>();
+  #sendCount = 0;
+  #watch: ReturnType<typeof setInterval> | null = null;
+
+  constructor(
+    private readonly bus: RelayBus,
+    private readonly prefix: string,
+    private readonly context: RelayContext,
+  ) {
+    this.events$ = merge(bus.inbox(this.address).pipe(mergeMap((text) => this.#received(text))), this.#lostProxies);
+  }
+
+  /** Whether `session` was opened here and has not ended. */
+  owns(session: string): boolean {
+    return this.#owned.has(session);
+  }
+
+  /** The session opened here has ended: its claim goes. */
+  ended(session: string): void {
+    if (this.#owned.delete(session)) this.bus.release(this.#name(session), this.address);
+  }
+
+  /**
+   * The events of a receiving request for a session not opened here: claimed, it opens here
+   * and `local$` goes to this endpoint's table as it would without a relay; owned elsewhere,
+   * its response is the owner's receiver. `unavailable` answers when the bus cannot be asked.
+   */
+  receive(session: string, local$: Observable<SessionEvent>, unavailable: () => void): Observable<SessionEvent> {
+    return new Observable<SessionEvent>((subscriber) => {
+      /** Until the owner is known nothing is read or written; then the events go to the table (`local`) or over the bus. */
+      let mode: 'locating' | 'relay' | 'local' = 'locating';
+      let inner: Subscription | null = null;
+      /** The response's attach, kept while it is relayed, in case its session must open here after all. */
+      let attach: Extract<SessionEvent, { type: 'attach' }> | null = null;
+      let relayed: Relayed | null = null;
+      let locates = 0;
+      let closed = false;
+
+      const relay = (owner: string, event: Extract<SessionEvent, { type: 'attach' }>) => {
+        attach = event;
+        const { receiver } = event;
+        const entry: Relayed = {
+          receiver,
+          owner,
+          key: session,
+          backlog: 0,
+          gone: () => {
+            this.#relayed.delete(receiver.id);
+            relayed = null;
+            if (locates < MAX_LOCATES) {
+              locate();
+              return;
+            }
+            end(receiver, CLOSE_REASONS.SESSION_UNREACHABLE);
+            subscriber.complete();
+          },
+          done: () => {
+            this.#relayed.delete(receiver.id);
+            relayed = null;
+            subscriber.complete();
+          },
+        };
+        relayed = entry;
+        this.#relayed.set(receiver.id, entry);
+        this.#watchOwners();
+        const query = splitQuery(event.request?.url);
+        this.#deliver(owner, { t: 'attach', s: session, r: receiver.id, f: this.address, p: receiver.protocol, q: query }, () => this.#lost(receiver.id));
+      };
+
+      /** The response's client went away (or the endpoint closes): the owner's session hears it as from a local one. */
+      const detach = (why: CloseReason) => {
+        const entry = relayed;
+        if (!entry) return;
+        this.#relayed.delete(entry.receiver.id);
+        relayed = null;
+        this.#deliver(entry.owner, { t: 'detach', s: session, r: entry.receiver.id, f: this.address, why }, () => undefined);
+      };
+
+      const onEvent = (event: SessionEvent) => {
+        if (mode === 'local') subscriber.next(event);
+        else if (event.type === 'attach') relay(owner!, event);
+        else if (event.type === 'detach') detach(event.why);
+      };
+      let owner: string | null = null;
+
+      /** Looks for the owner, claiming the session when there is none. */
+      const locate = () => {
+        locates++;
+        this.bus.claim(this.#name(session), this.address).then(
+          (found) => {
+            if (closed) {
+              if (found === null) this.bus.release(this.#name(session), this.address);
+              return;
+            }
+            owner = found;
+            if (found === null || (found === this.address && this.#owned.has(session))) {
+              // The session opens here, or is here already: the table takes the response.
+              this.#owned.add(session);
+              mode = 'local';
+              if (attach) subscriber.next(attach);
+            } else if (attach) {
+              mode = 'relay';
+              relay(found, attach);
+            } else {
+              mode = 'relay';
+            }
+            inner ??= local$.subscribe({ next: onEvent, error: (error: unknown) => subscriber.error(error), complete: () => subscriber.complete() });
+          },
+          (error: unknown) => {
+            if (closed) return;
+            this.context.log('error', `sockjs-rx relay: cannot look up session ${JSON.stringify(session)}: ${errorText(error)}`);
+            if (attach) end(attach.receiver, CLOSE_REASONS.SESSION_UNREACHABLE);
+            else unavailable();
+            subscriber.complete();
+          },
+        );
+      };
+
+      locate();
+      return () => {
+        closed = true;
+        detach(CLOSE_REASONS.INTERRUPTED);
+        inner?.unsubscribe();
+      };
+    });
+  }
+
+  /**
+   * The answer to a send for a session not opened here: its messages go to the owner, and the
+   * request is answered once the owner has (404 when no process has the session, 503 when the
+   * bus cannot be reached). A session opened here meanwhile takes it as a local send.
+   */
+  send(session: string, event: Extract<SessionEvent, { type: 'incoming' }>): Observable<SessionEvent> {
+    const { reply } = event;
+    if (!reply) return EMPTY;
+    if (this.#owned.has(session)) return of(event);
+    return defer(() =>
+      from(
+        this.bus.owner(this.#name(session)).then(
+          (owner): SessionEvent | null => {
+            if (owner === this.address && this.#owned.has(session)) return event;
+            if (owner === null || owner === this.address) {
+              reply.unknownSession();
+              return null;
+            }
+            const q = ++this.#sendCount;
+            this.#sends.set(q, { owner, reply });
+            this.#watchOwners();
+            this.#deliver(owner, { t: 'send', s: session, q, f: this.address, m: event.messages }, (delivered) => {
+              if (!this.#sends.delete(q)) return;
+              if (delivered === false) reply.unknownSession();
+              else reply.unavailable();
+            });
+            return null;
+          },
+          (error: unknown): null => {
+            this.context.log('error', `sockjs-rx relay: cannot look up session ${JSON.stringify(session)}: ${errorText(error)}`);
+            reply.unavailable();
+            return null;
+          },
+        ),
+      ),
+    ).pipe(mergeMap((local) => (local ? of(local) : EMPTY)));
+  }
+
+  /** Ends what is relayed: receivers here get a close frame, sends 503. */
+  close(): void {
+    for (const id of [...this.#relayed.keys()]) this.#lost(id);
+    for (const [q, pending] of [...this.#sends]) {
+      this.#sends.delete(q);
+      pending.reply.unavailable();
+    }
+    this.#unwatch();
+  }
+
+  #name(session: string): string {
+    return `${this.prefix}/${session}`;
+  }
+
+  /** Sends one message; `failed` hears of it when it was not delivered (false: no one listens there). */
+  #deliver(address: string, message: ToOwner | ToRelay, failed: (delivered: false | null) => void): void {
+    let text: string;
+    try {
+      text = JSON.stringify(message);
+    } catch (error) {
+      this.context.log('error', `sockjs-rx relay: cannot encode a ${message.t}: ${errorText(error)}`);
+      failed(null);
+      return;
+    }
+    this.bus.deliver(address, text).then(
+      (delivered) => {
+        if (!delivered) failed(false);
+      },
+      (error: unknown) => {
+        this.context.log('error', `sockjs-rx relay: ${message.t} to ${address} failed: ${errorText(error)}`);
+        failed(null);
+      },
+    );
+  }
+
+  /**
+   * Writes a frame the owner sent to the response here. Nothing over the bus waits for a slow
+   * client: past `max_queue_size` waiting, the response is dropped, and the owner's session
+   * closes with 1013 "Send queue full", as it would for a local one.
+   */
+  #write(relayed: Relayed, chunk: string): void {
+    relayed.backlog += chunk.length;
+    relayed.receiver.sink.write(chunk, () => (relayed.backlog -= chunk.length));
+    if (relayed.backlog <= this.context.maxQueueSize) return;
+    this.context.log('info', `sockjs-rx relay: a relayed response of session ${JSON.stringify(relayed.key)} fell ${relayed.backlog} characters behind: dropped`);
+    this.#relayed.delete(relayed.receiver.id);
+    this.#deliver(relayed.owner, { t: 'detach', s: relayed.key, r: relayed.receiver.id, f: this.address, why: CLOSE_REASONS.SEND_QUEUE_FULL }, () => undefined);
+    relayed.receiver.sink.end(CLOSE_REASONS.SEND_QUEUE_FULL, true);
+    relayed.done();
+  }
+
+  /** A relayed receiver here whose owner cannot be reached: its client gets the close frame. */
+  #lost(id: number): void {
+    const relayed = this.#relayed.get(id);
+    if (!relayed) return;
+    end(relayed.receiver, CLOSE_REASONS.SESSION_UNREACHABLE);
+    relayed.done();
+  }
+
+  /** What other processes relay to this one. */
+  #received(text: string): Observable<SessionEvent> {
+    let message: ToOwner | ToRelay;
+    try {
+      message = JSON.parse(text) as ToOwner | ToRelay;
+    } catch {
+      this.context.log('error', `sockjs-rx relay: a message that is not JSON: ${text.slice(0, 80)}`);
+      return EMPTY;
+    }
+    switch (message.t) {
+      case 'write': {
+        const relayed = this.#relayed.get(message.r);
+        if (relayed) this.#write(relayed, message.c);
+        return EMPTY;
+      }
+      case 'end': {
+        const relayed = this.#relayed.get(message.r);
+        if (!relayed) return EMPTY;
+        if (message.gone) {
+          relayed.gone();
+          return EMPTY;
+        }
+        relayed.receiver.sink.end(CLOSE_REASONS.NORMAL_CLOSURE);
+        relayed.done();
+        return EMPTY;
+      }
+      case 'reply': {
+        const pending = this.#sends.get(message.q);
+        if (!pending) return EMPTY;
+        this.#sends.delete(message.q);
+        if (message.ok) pending.reply.accept();
+        else pending.reply.unknownSession();
+        this.#unwatchIfIdle();
+        return EMPTY;
+      }
+      case 'attach':
+        return this.#attach(message);
+      case 'detach': {
+        const proxy = this.#proxies.get(`${message.f} ${message.r}`);
+        if (!proxy) return EMPTY;
+        this.#proxies.delete(`${message.f} ${message.r}`);
+        return of({ type: 'detach', key: message.s, receiverId: proxy.id, why: message.why ?? CLOSE_REASONS.INTERRUPTED });
+      }
+      case 'send': {
+        const { f, q } = message;
+        const answer = (ok: boolean) => this.#deliver(f, { t: 'reply', q, ok }, () => undefined);
+        if (!this.#owned.has(message.s)) {
+          answer(false);
+          return EMPTY;
+        }
+        const reply: Reply = { accept: () => answer(true), unknownSession: () => answer(false), unavailable: () => answer(false) };
+        return of({ type: 'incoming', key: message.s, messages: message.m, reply });
+      }
+      default:
+        this.context.log('error', `sockjs-rx relay: a message of unknown type: ${text.slice(0, 80)}`);
+        return EMPTY;
+    }
+  }
+
+  /** A receiver of another process for a session here: its frames go back over the bus. */
+  #attach(message: Extract<ToOwner, { t: 'attach' }>): Observable<SessionEvent> {
+    const { s: key, r, f } = message;
+    const transport = RECEIVING.get(message.p);
+    const framer = transport?.framer(message.q);
+    if (!this.#owned.has(key) || !transport || !framer || !isFramer(framer)) {
+      this.#deliver(f, { t: 'end', r, gone: true }, () => undefined);
+      return EMPTY;
+    }
+    const slot = `${f} ${r}`;
+    const proxies = this.#proxies;
+    const sink: Sink = {
+      write: (chunk, taken) => {
+        this.#deliver(f, { t: 'write', r, c: chunk }, () => this.#proxyLost(slot, key, receiver.id));
+        taken?.();
+      },
+      end: (why) => {
+        if (proxies.get(slot) !== receiver) return;
+        proxies.delete(slot);
+        this.#deliver(f, why === CLOSE_REASONS.UNKNOWN_SESSION ? { t: 'end', r, gone: true } : { t: 'end', r }, () => undefined);
+      },
+    };
+    const receiver: Receiver = {
+      id: this.context.nextId(),
+      protocol: transport.protocol,
+      framing: 'sockjs',
+      wrap: framer.wrap,
+      limit: transport.streaming ? this.context.responseLimit : 1,
+      delayDisconnect: true,
+      pings: false,
+      sink,
+    };
+    proxies.set(slot, receiver);
+    return of({ type: 'attach', key, receiver, request: null });
+  }
+
+  /** A proxy receiver whose process cannot be reached: its session hears it as a client gone. */
+  #proxyLost(slot: string, key: string, receiverId: number): void {
+    if (!this.#proxies.delete(slot)) return;
+    this.#lostProxies.next({ type: 'detach', key, receiverId, why: CLOSE_REASONS.INTERRUPTED });
+  }
+
+  /** Checks, while anything is relayed, that the owners it waits on still listen. */
+  #watchOwners(): void {
+    this.#watch ??= setInterval(() => this.#checkOwners(), WATCH_MS);
+    this.#watch.unref?.();
+  }
+
+  #unwatchIfIdle(): void {
+    if (this.#relayed.size === 0 && this.#sends.size === 0) this.#unwatch();
+  }
+
+  #unwatch(): void {
+    if (this.#watch) clearInterval(this.#watch);
+    this.#watch = null;
+  }
+
+  #checkOwners(): void {
+    this.#unwatchIfIdle();
+    const owners = new Set<string>();
+    for (const relayed of this.#relayed.values()) owners.add(relayed.owner);
+    for (const pending of this.#sends.values()) owners.add(pending.owner);
+    for (const owner of owners) {
+      this.bus.listening(owner).then(
+        (listening) => {
+          if (!listening) this.#ownerGone(owner, false);
+        },
+        (error: unknown) => {
+          this.context.log('error', `sockjs-rx relay: cannot check on ${owner}: ${errorText(error)}`);
+          this.#ownerGone(owner, true);
+        },
+      );
+    }
+  }
+
+  /** Ends what waits on `owner`: it is gone (404, close frame), or the bus cannot be reached (503). */
+  #ownerGone(owner: string, unreachable: boolean): void {
+    for (const [id, relayed] of [...this.#relayed]) if (relayed.owner === owner) this.#lost(id);
+    for (const [q, pending] of [...this.#sends]) {
+      if (pending.owner !== owner) continue;
+      this.#sends.delete(q);
+      if (unreachable) pending.reply.unavailable();
+      else pending.reply.unknownSession();
+    }
+    this.#unwatchIfIdle();
+  }
+}
+
+/** Writes the close frame of `why` to a receiver here, and ends it. */
+function end(receiver: Receiver, why: CloseReason): void {
+  receiver.sink.write(receiver.wrap(closeFrame(why.code, why.reason)));
+  receiver.sink.end(why);
+}
+
+function splitQuery(url: string | undefined): string {
+  const at = url?.indexOf('?') ?? -1;
+  return at === -1 ? '' : url!.slice(at + 1);
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message || error.constructor.name : String(error);
+}
