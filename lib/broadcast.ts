@@ -3,7 +3,7 @@
  * published on a channel to every process serving it. In one process the bus is a Subject; across
  * processes it is Redis pub/sub (`sockjs-rx/redis`), or anything else with the same two methods.
  */
-import { filter, map, Observable, share, Subject, type Subscription } from 'rxjs';
+import { filter, map, NEVER, Observable, share, Subject, type Subscription } from 'rxjs';
 import type { Connection } from './connection';
 import type { RelayBus } from './relay';
 
@@ -58,6 +58,8 @@ export function localBus(): RelayBus {
         };
       }),
     listening: async (address) => inboxes.has(address),
+    // Nothing delivered within one process is ever lost.
+    interruptions: () => NEVER,
   };
 }
 

@@ -9,9 +9,9 @@
  *   server.close();
  *   await bus.close();
  */
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable, Subject, type Subscriber } from 'rxjs';
 import { createClient, type RedisClientOptions } from 'redis';
-import type { BroadcastBus } from './broadcast';
+import type { RelayBus } from './relay';
 import { sockjsError } from './errors';
 import { defaultLog, type LogSeverity } from './options';
 
@@ -37,6 +37,13 @@ export interface RedisBusOptions {
    * second, enough to ride out a restart of Redis, and little next to the process itself.
    */
   max_held_size?: number;
+  /**
+   * With `relay`: how long a session's claim lasts in Redis unless its process renews it, in
+   * milliseconds. A process renews its claims every third of it, so the claims of a process that
+   * died without releasing them go within it (its sessions' requests are answered at once
+   * meanwhile: no one listens where they would be relayed). Default 30000.
+   */
+  claim_ttl?: number;
 }
 
 /** What a bus has done with the publishes made on it, since it was created. */
@@ -51,10 +58,20 @@ export interface RedisBusStats {
   readonly held: number;
   /** What they count against `max_held_size`, in bytes. */
   readonly heldSize: number;
+  /** With `relay`: messages relayed to another process (Redis took the PUBLISH). */
+  readonly relayed: number;
+  /** With `relay`: messages that could not be relayed (Redis unreachable, or the PUBLISH failed); each request they carried was answered at once. */
+  readonly relayFailed: number;
+  /** With `relay`: session claims held by this process. */
+  readonly claims: number;
 }
 
-/** A bus over Redis pub/sub. */
-export interface RedisBus extends BroadcastBus {
+/**
+ * A bus over Redis pub/sub. It also relays sessions between processes (`relay: true`): a
+ * session's claim is a key that expires unless its process renews it, and relayed messages are
+ * PUBLISHes to a channel of each endpoint's own.
+ */
+export interface RedisBus extends RelayBus {
   /** Resolves once both Redis connections are ready; rejects if node-redis gives up connecting. */
   ready(): Promise<void>;
   /** Counters of what became of the publishes. */
@@ -80,6 +97,38 @@ export const DEFAULT_MAX_HELD_SIZE = 8 * 1024 * 1024;
  */
 const HELD_ENTRY_SIZE = 64;
 
+/** The default `claim_ttl` of `redisBus`, in milliseconds. */
+export const DEFAULT_CLAIM_TTL = 30_000;
+
+/** Sets KEYS[1] to ARGV[1] for ARGV[2] ms if it is not set; returns the value it has otherwise. */
+const CLAIM = `local owner = redis.call('GET', KEYS[1])
+if owner then return owner end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false`;
+
+/** Deletes KEYS[1] if its value is ARGV[1]. */
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+/**
+ * Renews every key of KEYS whose value is ARGV[1] for ARGV[2] ms, and sets the ones that expired
+ * meanwhile again; returns those another process holds now.
+ */
+const RENEW = `local lost = {}
+for _, key in ipairs(KEYS) do
+  local owner = redis.call('GET', key)
+  if owner == ARGV[1] then redis.call('PEXPIRE', key, ARGV[2])
+  elseif not owner then redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+  else table.insert(lost, key) end
+end
+return lost`;
+
+/** Keys renewed by one script call. */
+const RENEW_BATCH = 1000;
+
+/** How long a claim waits for its process's relay channel to be subscribed. */
+const CONFIRM_WAIT_MS = 5000;
+
 /** The part of a node-redis client this bus uses. */
 interface PubSubClient {
   /** Connected or connecting (node-redis reconnects while this holds). */
@@ -87,12 +136,15 @@ interface PubSubClient {
   readonly isReady: boolean;
   connect(): Promise<unknown>;
   publish(channel: string, message: string): Promise<unknown>;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  get(key: string): Promise<unknown>;
+  pubSubNumSub(channels: string[]): Promise<Record<string, number>>;
   subscribe(channel: string, listener: (message: string) => void): Promise<void>;
   unsubscribe(channel: string, listener: (message: string) => void): Promise<void>;
   close(): Promise<void>;
   destroy(): void;
   on(event: 'error', listener: (error: Error) => void): unknown;
-  on(event: 'ready', listener: () => void): unknown;
+  on(event: 'ready' | 'reconnecting', listener: () => void): unknown;
   off(event: 'error' | 'ready', listener: () => void): unknown;
 }
 
@@ -100,6 +152,8 @@ interface PubSubClient {
 interface ChannelState {
   readonly listener: (message: string) => void;
   readonly subscribers: Set<Subscriber<string>>;
+  /** Set once Redis has confirmed the SUBSCRIBE: from then on what is published there arrives. */
+  confirmed: boolean;
 }
 
 /** A publish waiting for Redis, with what it counts against the bound. */
@@ -212,6 +266,10 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
   if (!Number.isSafeInteger(maxHeldSize) || maxHeldSize <= 0) {
     throw sockjsError('SOCKJS_ERR_INVALID_OPTION', 'max_held_size', 'a positive integer number of bytes');
   }
+  const claimTtl = options.claim_ttl ?? DEFAULT_CLAIM_TTL;
+  if (!Number.isSafeInteger(claimTtl) || claimTtl < 3) {
+    throw sockjsError('SOCKJS_ERR_INVALID_OPTION', 'claim_ttl', 'a whole number of milliseconds, at least 3');
+  }
   const clientOptions: RedisClientOptions = { ...options.client, ...(options.url === undefined ? {} : { url: options.url }) };
 
   const counts = { published: 0, failed: 0, dropped: 0 };
@@ -230,19 +288,31 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
     log('error', `sockjs-rx/redis: ${t.what} for ${((Date.now() - t.since) / 1000).toFixed(1)} s: ${lost.join(', ')}`);
   };
 
-  const connect = (role: string): PubSubClient => {
+  /** Outages of the subscribing connection, during which what was published to this process may have been lost. */
+  const interruptions = new Subject<void>();
+  const connect = (role: string, interrupted?: () => void): PubSubClient => {
     const client: PubSubClient = createClient(clientOptions);
     // node-redis emits `error` on every failed reconnection attempt; one line per outage is enough.
     let failing = false;
+    /** Set from an outage's first sign until the connection is ready again: it is told once. */
+    let down = false;
+    const lost = () => {
+      if (down) return;
+      down = true;
+      interrupted?.();
+    };
     client.on('error', (error) => {
       troubled('Redis unreachable');
+      lost();
       if (failing) return;
       failing = true;
       log('error', `sockjs-rx/redis: ${role} connection: ${errorText(error)}`);
     });
+    client.on('reconnecting', lost);
     client.on('ready', () => {
       if (failing) log('info', `sockjs-rx/redis: ${role} connection is back`);
       failing = false;
+      down = false;
     });
     return client;
   };
@@ -250,9 +320,15 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
   let closed = false;
   let closing: Promise<void> | null = null;
   const publisher = connect('publish');
-  const subscriber = connect('subscribe');
+  const subscriber = connect('subscribe', () => interruptions.next());
   // connect() settles only when the connection is up or node-redis gives up.
   const connected = Promise.all([publisher.connect(), subscriber.connect()]).then(() => undefined);
+  /** Set once both connections have been up: from then on an outage fails relayed requests at once. */
+  let everReady = false;
+  connected.then(
+    () => (everReady = true),
+    () => undefined,
+  );
   connected.catch((error: unknown) => {
     // close() before the connections were up ends them on purpose.
     if (!closed) log('error', `sockjs-rx/redis: cannot connect: ${errorText(error)}`);
@@ -320,7 +396,10 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
   };
 
   const subscribe = (channel: string, state: ChannelState): void => {
-    subscriber.subscribe(prefix + channel, state.listener).then(settled, (error: unknown) => {
+    subscriber.subscribe(prefix + channel, state.listener).then(() => {
+      state.confirmed = true;
+      settled();
+    }, (error: unknown) => {
       // node-redis forgets a channel whose SUBSCRIBE was on its way when the connection went
       // down: ask again, to be sent once it is back (each failure is one lost connection).
       if (!closed && channels.get(channel) === state && subscriber.isOpen && !subscriber.isReady) {
@@ -382,7 +461,177 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
     if (subscriber.isOpen) subscriber.destroy();
   };
 
+  /** Every message published on `channel`, while subscribed: SUBSCRIBEd with the first subscriber, UNSUBSCRIBEd after the last. */
+  const messages = (channel: string): Observable<string> => {
+    return new Observable<string>((who) => {
+      if (closed) {
+        who.complete();
+        return undefined;
+      }
+      let state = channels.get(channel);
+      if (!state) {
+        const subscribers = new Set<Subscriber<string>>();
+        state = {
+          subscribers,
+          confirmed: false,
+          listener: (message) => {
+            // A copy: a subscriber that leaves while being served must not skip the next one.
+            for (const s of [...subscribers]) s.next(message);
+          },
+        };
+        channels.set(channel, state);
+        subscribing++;
+        subscribe(channel, state);
+      }
+      state.subscribers.add(who);
+      const joined = state;
+      return () => leave(channel, joined, who);
+    });
+  };
+
+  // The relay. A claim is the key `<prefix>session:<session>`, whose value is the address of the
+  // endpoint that holds it; relayed messages are PUBLISHes on `<prefix>relay:<address>`, sent on
+  // the publisher, so that what one process relays to another arrives in the order it was sent.
+  // Nothing relayed is held while Redis is unreachable: the relay answers its requests at once.
+  const sessionKey = (session: string) => `${prefix}session:${session}`;
+  const relayChannel = (address: string) => `relay:${address}`;
+  /** The claims made here and not released, with the address of each, for renewal. */
+  const claims = new Map<string, string>();
+  let renewal: ReturnType<typeof setInterval> | null = null;
+  const relayCounts = { relayed: 0, relayFailed: 0 };
+
+  /**
+   * Runs `command` on the publisher if it is ready; rejects at once if it is not, except while
+   * the bus makes its first connection, which it waits for (up to CONFIRM_WAIT_MS), so that a
+   * process that has just started does not refuse its first requests.
+   */
+  const now = <T>(what: string, command: () => Promise<T>): Promise<T> => {
+    if (closed) return Promise.reject(new Error(`sockjs-rx/redis: ${what} after close()`));
+    // Both ways must work: what is relayed is answered on the subscriber.
+    if (publisher.isReady && subscriber.isReady) return command();
+    if (everReady) return Promise.reject(new Error(`sockjs-rx/redis: ${what}: Redis is not reachable`));
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`sockjs-rx/redis: ${what}: Redis is not reachable yet`)), CONFIRM_WAIT_MS);
+      connected.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    }).then(() => now(what, command));
+  };
+
+  const renew = (): void => {
+    if (!publisher.isReady) return;
+    const byAddress = new Map<string, string[]>();
+    for (const [key, address] of claims) {
+      const keys = byAddress.get(address);
+      if (keys) keys.push(key);
+      else byAddress.set(address, [key]);
+    }
+    for (const [address, keys] of byAddress) {
+      for (let i = 0; i < keys.length; i += RENEW_BATCH) {
+        const batch = keys.slice(i, i + RENEW_BATCH);
+        publisher.eval(RENEW, { keys: batch, arguments: [address, String(claimTtl)] }).then(
+          (lost) => {
+            if (!Array.isArray(lost) || lost.length === 0) return;
+            log('error', `sockjs-rx/redis: ${count(lost.length)} session claims were taken by another process while Redis could not be reached: ${lost.slice(0, 3).join(', ')}${lost.length > 3 ? ', …' : ''}`);
+            for (const key of lost) claims.delete(String(key));
+          },
+          (error: unknown) => {
+            if (!closed) log('error', `sockjs-rx/redis: renewing session claims failed: ${errorText(error)}`);
+          },
+        );
+      }
+    }
+  };
+
+  /** Resolves once `channel` is subscribed and confirmed here; rejects after CONFIRM_WAIT_MS or if it is not subscribed. */
+  const confirmed = async (channel: string): Promise<void> => {
+    const started = Date.now();
+    for (;;) {
+      const state = channels.get(channel);
+      if (!state) throw new Error(`sockjs-rx/redis: ${channel} is not subscribed here`);
+      if (state.confirmed) return;
+      if (Date.now() - started > CONFIRM_WAIT_MS) throw new Error(`sockjs-rx/redis: SUBSCRIBE ${prefix + channel} is not confirmed after ${CONFIRM_WAIT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+
+  const claimed = (key: string, address: string): void => {
+    claims.set(key, address);
+    if (renewal === null) {
+      renewal = setInterval(renew, claimTtl / 3);
+      renewal.unref?.();
+    }
+  };
+
+  const released = (key: string): void => {
+    claims.delete(key);
+    if (claims.size === 0 && renewal !== null) {
+      clearInterval(renewal);
+      renewal = null;
+    }
+  };
+
   return {
+    claim: (session, address) =>
+      now('claim', async () => {
+        // A session is claimed only once what is relayed to its owner can arrive.
+        await confirmed(relayChannel(address));
+        const key = sessionKey(session);
+        const owner = await publisher.eval(CLAIM, { keys: [key], arguments: [address, String(claimTtl)] });
+        if (owner === null || owner === undefined) {
+          claimed(key, address);
+          return null;
+        }
+        return String(owner);
+      }),
+
+    owner: (session) =>
+      now('owner', async () => {
+        const owner = await publisher.get(sessionKey(session));
+        return owner === null || owner === undefined ? null : String(owner);
+      }),
+
+    release(session, address) {
+      const key = sessionKey(session);
+      if (claims.get(key) !== address) return;
+      released(key);
+      if (closed || !publisher.isReady) return;
+      publisher.eval(RELEASE, { keys: [key], arguments: [address] }).catch((error: unknown) => {
+        // The claim expires by itself within claim_ttl.
+        if (!closed) log('error', `sockjs-rx/redis: releasing ${key} failed: ${errorText(error)}`);
+      });
+    },
+
+    deliver: (address, message) =>
+      now('relay', () => publisher.publish(prefix + relayChannel(address), message)).then(
+        (receivers) => {
+          relayCounts.relayed++;
+          return Number(receivers) > 0;
+        },
+        (error: unknown) => {
+          relayCounts.relayFailed++;
+          throw error;
+        },
+      ),
+
+    inbox: (address) => messages(relayChannel(address)),
+
+    interruptions: () => interruptions.asObservable(),
+
+    listening: (address) =>
+      now('listening', async () => {
+        const channel = prefix + relayChannel(address);
+        const counts = await publisher.pubSubNumSub([channel]);
+        return Number(counts[channel] ?? 0) > 0;
+      }),
+
     publish(channel, message) {
       if (closed) {
         log('error', `sockjs-rx/redis: publish on ${JSON.stringify(channel)} after close() is dropped`);
@@ -392,38 +641,16 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
       else hold(channel, message);
     },
 
-    messages(channel) {
-      return new Observable<string>((who) => {
-        if (closed) {
-          who.complete();
-          return undefined;
-        }
-        let state = channels.get(channel);
-        if (!state) {
-          const subscribers = new Set<Subscriber<string>>();
-          state = {
-            subscribers,
-            listener: (message) => {
-              // A copy: a subscriber that leaves while being served must not skip the next one.
-              for (const s of [...subscribers]) s.next(message);
-            },
-          };
-          channels.set(channel, state);
-          subscribing++;
-          subscribe(channel, state);
-        }
-        state.subscribers.add(who);
-        const joined = state;
-        return () => leave(channel, joined, who);
-      });
-    },
+    messages,
 
     ready: () => connected,
 
-    stats: () => ({ ...counts, held: held.length, heldSize: held.size }),
+    stats: () => ({ ...counts, held: held.length, heldSize: held.size, ...relayCounts, claims: claims.size }),
 
     close() {
       closed = true;
+      if (renewal !== null) clearInterval(renewal);
+      renewal = null;
       closing ??= (async () => {
         // What is held goes out if the publisher can send it, without waiting for subscriptions:
         // the subscribers here are completed at once.

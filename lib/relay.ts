@@ -45,11 +45,13 @@ export interface RelayBus extends BroadcastBus {
   inbox(address: string): Observable<string>;
   /** Whether anyone listens on `address` now. Rejects when the bus cannot be asked now. */
   listening(address: string): Promise<boolean>;
+  /** Emits whenever what was delivered to this process's inboxes may have been lost (its connection to the bus went down). */
+  interruptions(): Observable<void>;
 }
 
 export function isRelayBus(bus: BroadcastBus): bus is RelayBus {
   const relay = bus as Partial<RelayBus>;
-  return ['claim', 'owner', 'release', 'deliver', 'inbox', 'listening'].every((name) => typeof relay[name as keyof RelayBus] === 'function');
+  return ['claim', 'owner', 'release', 'deliver', 'inbox', 'listening', 'interruptions'].every((name) => typeof relay[name as keyof RelayBus] === 'function');
 }
 
 /** To the owner of a session. */
@@ -60,9 +62,9 @@ type ToOwner =
   /** Send `q` of process `f` carries messages `m`. */
   | { readonly t: 'send'; readonly s: string; readonly q: number; readonly f: string; readonly m: readonly string[] };
 
-/** From the owner, to the process that relays. */
+/** From the owner `o` of session `s`, to the process that relays. */
 type ToRelay =
-  | { readonly t: 'write'; readonly r: number; readonly c: string }
+  | { readonly t: 'write'; readonly r: number; readonly c: string; readonly s: string; readonly o: string }
   /** Receiver `r` is ended; `gone`: the owner has no such session (any more). */
   | { readonly t: 'end'; readonly r: number; readonly gone?: true }
   | { readonly t: 'reply'; readonly q: number; readonly ok: boolean };
@@ -134,7 +136,8 @@ export class Relay {
     private readonly prefix: string,
     private readonly context: RelayContext,
   ) {
-    this.events$ = merge(bus.inbox(this.address).pipe(mergeMap((text) => this.#received(text))), this.#lostProxies);
+    const interrupted$ = bus.interruptions().pipe(mergeMap(() => this.#interrupted()));
+    this.events$ = merge(bus.inbox(this.address).pipe(mergeMap((text) => this.#received(text))), this.#lostProxies, interrupted$);
   }
 
   /** Whether `session` was opened here and has not ended. */
@@ -290,6 +293,16 @@ export class Relay {
     ).pipe(mergeMap((local) => (local ? of(local) : EMPTY)));
   }
 
+  /**
+   * What was delivered to this process may have been lost: what it relays ends as if the bus
+   * could not be reached (a close frame, 503), rather than wait for what may never come.
+   */
+  #interrupted(): Observable<never> {
+    if (this.#relayed.size + this.#sends.size > 0) this.context.log('error', `sockjs-rx relay: the bus was interrupted: ${this.#relayed.size} relayed response(s) and ${this.#sends.size} send(s) ended`);
+    this.close();
+    return EMPTY;
+  }
+
   /** Ends what is relayed: receivers here get a close frame, sends 503. */
   close(): void {
     for (const id of [...this.#relayed.keys()]) this.#lost(id);
@@ -362,6 +375,9 @@ export class Relay {
       case 'write': {
         const relayed = this.#relayed.get(message.r);
         if (relayed) this.#write(relayed, message.c);
+        // A frame for a response this process no longer relays (ended here while the bus was
+        // interrupted): the owner's session hears its receiver is gone.
+        else this.#deliver(message.o, { t: 'detach', s: message.s, r: message.r, f: this.address, why: CLOSE_REASONS.INTERRUPTED }, () => undefined);
         return EMPTY;
       }
       case 'end': {
@@ -421,7 +437,7 @@ export class Relay {
     const proxies = this.#proxies;
     const sink: Sink = {
       write: (chunk, taken) => {
-        this.#deliver(f, { t: 'write', r, c: chunk }, () => this.#proxyLost(slot, key, receiver.id));
+        this.#deliver(f, { t: 'write', r, c: chunk, s: key, o: this.address }, () => this.#proxyLost(slot, key, receiver.id));
         taken?.();
       },
       end: (why) => {

@@ -472,13 +472,13 @@ async function relay(port: number): Promise<{ readonly url: string; open: boolea
         most = Math.max(most, b.stats().heldSize);
       }
       expect(most).toBe(10_000);
-      expect(b.stats()).toEqual({ published: 0, failed: 0, dropped: 1950, held: 50, heldSize: 10_000 });
+      expect(b.stats()).toEqual({ published: 0, failed: 0, dropped: 1950, held: 50, heldSize: 10_000, relayed: 0, relayFailed: 0, claims: 0 });
 
       await startRedis(own.port);
       await waitUntil(() => received.length >= 50, 'the held publishes', 15_000);
       await sleep(SETTLE_MS);
       expect(received).toEqual(sent.slice(1950));
-      expect(b.stats()).toEqual({ published: 50, failed: 0, dropped: 1950, held: 0, heldSize: 0 });
+      expect(b.stats()).toEqual({ published: 50, failed: 0, dropped: 1950, held: 0, heldSize: 0, relayed: 0, relayFailed: 0, claims: 0 });
       const errors = lines.filter((line) => line.startsWith('error '));
       // One line when dropping starts, one with the count when the outage ends.
       expect(errors.filter((line) => line.includes('dropped'))).toEqual([
@@ -504,9 +504,9 @@ async function relay(port: number): Promise<{ readonly url: string; open: boolea
       // 1 (channel) + 1,024 + 64 = 1,089 bytes each: 7,703 of them fit in 8 MiB.
       expect(DEFAULT_MAX_HELD_SIZE).toBe(8 * 1024 * 1024);
       expect(most).toBeLessThanOrEqual(DEFAULT_MAX_HELD_SIZE);
-      expect(b.stats()).toEqual({ published: 0, failed: 0, dropped: 100_000 - 7703, held: 7703, heldSize: 7703 * 1089 });
+      expect(b.stats()).toEqual({ published: 0, failed: 0, dropped: 100_000 - 7703, held: 7703, heldSize: 7703 * 1089, relayed: 0, relayFailed: 0, claims: 0 });
       await b.close();
-      expect(b.stats()).toEqual({ published: 0, failed: 0, dropped: 100_000, held: 0, heldSize: 0 });
+      expect(b.stats()).toEqual({ published: 0, failed: 0, dropped: 100_000, held: 0, heldSize: 0, relayed: 0, relayFailed: 0, claims: 0 });
       const errors = lines.filter((line) => line.startsWith('error '));
       expect(errors.filter((line) => line.includes('dropped'))).toEqual([
         'error sockjs-rx/redis: Redis unreachable: the held queue is full (max_held_size 8,388,608 bytes); the oldest publishes are dropped until it drains',
@@ -543,7 +543,7 @@ async function relay(port: number): Promise<{ readonly url: string; open: boolea
         await inspector.sendCommand(['ACL', 'SETUSER', user, '+publish']);
         b.publish('x', 'm3');
         await waitUntil(() => b.stats().published === 1, 'the publish after the grant');
-        expect(b.stats()).toEqual({ published: 1, failed: 3, dropped: 0, held: 0, heldSize: 0 });
+        expect(b.stats()).toEqual({ published: 1, failed: 3, dropped: 0, held: 0, heldSize: 0, relayed: 0, relayFailed: 0, claims: 0 });
         expect(lines).toHaveLength(2);
         expect(lines[1]).toMatch(/^error sockjs-rx\/redis: PUBLISH failing for \d+\.\d s: 3 failed \(NOPERM .*\)$/);
       } finally {

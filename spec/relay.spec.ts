@@ -1,23 +1,33 @@
 /**
- * `relay: true` within one process: three servers, each on an HTTP server of its own, on one
- * `localBus()`, and a client that sends each request of a session to whichever server it likes.
- * The Redis bus and real processes are tested in redis-relay.spec.ts and deploy/.
+ * `relay: true`: three servers, each on an HTTP server of its own, and a client that sends each
+ * request of a session to whichever server it likes. They relay over one `localBus()` (one
+ * process), and over a real redis-server with a `redisBus()` each, as separate processes would.
+ * Real processes behind HAProxy and nginx are tested in deploy/.
+ *
+ * redis-server is Debian's, installed by `.ci/run` for CI; without it the Redis half is skipped
+ * with one line, unless CI=true, where it fails.
  */
 import { randomUUID } from 'crypto';
+import { findCommands, type RedisServer, startRedisServer, suiteNeeding } from './helpers/debian-tools';
 import { RawResponse } from './helpers/raw-http';
 import { echoServer, type EchoServer, eventually } from './helpers/server';
-import { type Connection, localBus } from '../lib';
+import { type Connection, createServer, localBus } from '../lib';
 import type { RelayBus } from '../lib/relay';
+import { type RedisBus, redisBus } from '../lib/redis';
+
+const redisTools = suiteNeeding('relay over Redis', findCommands({ 'redis-server': 'redis-server' }));
 
 const servers: EchoServer[] = [];
+const buses: RedisBus[] = [];
 
 afterEach(async () => {
   for (const server of servers.splice(0)) await server.close();
+  await Promise.all(buses.splice(0).map((bus) => bus.close()));
 });
 
-/** Three echo servers relaying over `bus`. */
-async function three(bus: RelayBus = localBus(), options: Record<string, unknown> = {}): Promise<EchoServer[]> {
-  const started = await Promise.all([0, 1, 2].map(() => echoServer({ bus, relay: true, ...options })));
+/** Three echo servers relaying over the buses `busFor` gives them. */
+async function three(busFor: (n: number) => RelayBus, options: Record<string, unknown> = {}): Promise<EchoServer[]> {
+  const started = await Promise.all([0, 1, 2].map((n) => echoServer({ bus: busFor(n), relay: true, ...options })));
   servers.push(...started);
   return started;
 }
@@ -32,17 +42,46 @@ function messagesOf(frame: string): string[] | string {
   return frame.startsWith('a') ? (JSON.parse(frame.slice(1)) as string[]) : frame;
 }
 
-describe('relay: true', () => {
-  it('refuses a bus that cannot relay, and relay without a bus', async () => {
-    const { createServer } = await import('../lib');
-    const broadcastOnly = { publish: () => undefined, messages: () => localBus().messages('x') };
-    expect(() => createServer({ relay: true })).toThrow('Invalid option "relay"');
-    expect(() => createServer({ relay: true, bus: broadcastOnly })).toThrow('Invalid option "relay"');
-    expect(() => createServer({ relay: true, bus: localBus() })).not.toThrow();
-  });
+it('refuses relay without a bus, or with a bus that cannot relay', () => {
+  const broadcastOnly = { publish: () => undefined, messages: () => localBus().messages('x') };
+  expect(() => createServer({ relay: true })).toThrow('Invalid option "relay"');
+  expect(() => createServer({ relay: true, bus: broadcastOnly })).toThrow('Invalid option "relay"');
+  expect(() => createServer({ relay: true, bus: localBus() })).not.toThrow();
+});
 
+let redis: RedisServer | null = null;
+
+beforeAll(async () => {
+  if (!redisTools.run) return;
+  if (!redisTools.paths) throw new Error(`CI=true and no redis-server: ${redisTools.reason}`);
+  redis = await startRedisServer(redisTools.paths['redis-server']);
+}, 30_000);
+
+afterAll(async () => {
+  await redis?.stop();
+});
+
+/** A bus of its own for each server, on the test's redis-server. */
+function redisBuses(): (n: number) => RedisBus {
+  return () => {
+    const bus = redisBus({ url: redis!.url, log: () => undefined });
+    buses.push(bus);
+    return bus;
+  };
+}
+
+/** One localBus shared by the three servers. */
+function sharedLocalBus(): (n: number) => RelayBus {
+  const bus = localBus();
+  return () => bus;
+}
+
+const KINDS: Array<[string, () => (n: number) => RelayBus]> = [['one localBus', sharedLocalBus]];
+if (redisTools.run) KINDS.push(['a redisBus each', redisBuses]);
+
+describe.each(KINDS)('relay: true over %s', (_kind, busesFor) => {
   it('serves an xhr-polling session from every server: 50 messages echoed in order, polls and sends spread over all three', async () => {
-    const [a, b, c] = await three();
+    const [a, b, c] = await three(busesFor());
     const session = `/echo/000/${randomUUID()}`;
     expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
     const ring = [a!, b!, c!];
@@ -63,7 +102,7 @@ describe('relay: true', () => {
   });
 
   it('relays a stream: frames, heartbeats and the end at response_limit as a local stream has them', async () => {
-    const [a, b, c] = await three(localBus(), { heartbeat_delay: 150 });
+    const [a, b, c] = await three(busesFor(), { heartbeat_delay: 150 });
     const session = `/echo/000/${randomUUID()}`;
     expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
     const stream = await post(b!, `${session}/xhr_streaming`);
@@ -88,7 +127,7 @@ describe('relay: true', () => {
   });
 
   it('wraps frames for the relaying transport: eventsource, htmlfile and jsonp-polling as their local answers', async () => {
-    const [a, b] = await three();
+    const [a, b] = await three(busesFor());
     const session = `/echo/000/${randomUUID()}`;
     expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
 
@@ -115,7 +154,7 @@ describe('relay: true', () => {
   });
 
   it('tells the owner when a relayed stream is dropped: the session ends with 1002', async () => {
-    const [a, b] = await three();
+    const [a, b] = await three(busesFor());
     const session = `/echo/000/${randomUUID()}`;
     expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
     const connection = a!.connections[0]!;
@@ -128,7 +167,7 @@ describe('relay: true', () => {
   });
 
   it('gives a second receiver 2010 whichever servers the two are relayed from', async () => {
-    const [a, b, c] = await three();
+    const [a, b, c] = await three(busesFor());
     const session = `/echo/000/${randomUUID()}`;
     expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
     const first = RawResponse.start(b!.port, { method: 'POST', path: `${session}/xhr`, body: '' });
@@ -141,13 +180,13 @@ describe('relay: true', () => {
   });
 
   it('answers a send for a session no server has with 404, from any server', async () => {
-    const [, b] = await three();
+    const [, b] = await three(busesFor());
     const sent = await post(b!, `/echo/000/${randomUUID()}/xhr_send`, '["x"]');
     expect(sent.status).toBe(404);
   });
 
   it('opens a new session where its first request lands, and a closed one answers its close frame from everywhere', async () => {
-    const [a, b, c] = await three();
+    const [a, b, c] = await three(busesFor());
     const session = `/close/000/${randomUUID()}`;
     // /close closes every session at once with 3000 "Go away!".
     expect(await (await post(b!, `${session}/xhr`)).body()).toBe('o\n');
@@ -158,7 +197,7 @@ describe('relay: true', () => {
   });
 
   it('delivers messages sent through different servers to the application in the order they were sent', async () => {
-    const [a, b, c] = await three();
+    const [a, b, c] = await three(busesFor());
     const session = `/echo/000/${randomUUID()}`;
     expect(await (await post(c!, `${session}/xhr`)).body()).toBe('o\n');
     const connection: Connection = c!.connections[0]!;
@@ -168,57 +207,173 @@ describe('relay: true', () => {
     for (let i = 0; i < 30; i++) expect((await post(ring[i % 3]!, `${session}/xhr_send`, JSON.stringify([`s${i}`, `t${i}`]))).status).toBe(204);
     expect(seen).toEqual(Array.from({ length: 30 }, (_, i) => [`s${i}`, `t${i}`]).flat());
   });
+});
 
-  describe('when the bus fails', () => {
-    /** localBus, with every relay call failing while `down` is set. */
-    function flaky(): RelayBus & { down: boolean } {
-      const bus = localBus();
-      const failing = { down: false };
-      const guard =
-        <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
-        (...args: A): Promise<R> =>
-          failing.down ? Promise.reject(new Error('bus down')) : call(...args);
-      return Object.assign(failing, {
-        publish: bus.publish,
-        messages: bus.messages,
-        release: bus.release,
-        inbox: bus.inbox,
-        claim: guard(bus.claim),
-        owner: guard(bus.owner),
-        deliver: guard(bus.deliver),
-        listening: guard(bus.listening),
+describe('relay: true over a localBus that fails', () => {
+  /** localBus, with every relay call failing while `down` is set. */
+  function flaky(): RelayBus & { down: boolean } {
+    const bus = localBus();
+    const failing = { down: false };
+    const guard =
+      <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+      (...args: A): Promise<R> =>
+        failing.down ? Promise.reject(new Error('bus down')) : call(...args);
+    return Object.assign(failing, {
+      publish: bus.publish,
+      messages: bus.messages,
+      release: bus.release,
+      inbox: bus.inbox,
+      claim: guard(bus.claim),
+      owner: guard(bus.owner),
+      deliver: guard(bus.deliver),
+      listening: guard(bus.listening),
+      interruptions: bus.interruptions,
+    });
+  }
+
+  it('answers relayed sends 503 and relayed receivers with a close frame at once, while local sessions go on', async () => {
+    const bus = flaky();
+    const [a, b, c] = await three(() => bus);
+    const session = `/echo/000/${randomUUID()}`;
+    expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
+    const stream = await post(b!, `${session}/xhr_streaming`);
+    await stream.nextChunk();
+    bus.down = true;
+    const started = Date.now();
+    const sent = await post(b!, `${session}/xhr_send`, '["x"]');
+    expect(sent.status).toBe(503);
+    expect(await sent.body()).toBe('Session relay unavailable.');
+    expect(await (await post(b!, `${session}/xhr`)).body()).toBe('Session relay unavailable.');
+    // The relayed stream hears of it within the owners' check (about a second).
+    expect(await stream.nextChunk(3000)).toBe('c[1011,"Session unreachable"]\n');
+    expect(Date.now() - started).toBeLessThan(3000);
+    // The owner still serves its own sessions' requests. This one's receiver was the
+    // relayed stream, which its next frame cannot reach: it ends as for a client gone.
+    const connection = a!.connections[0]!;
+    const closed = new Promise<{ code: number }>((resolve) => connection.closed$.subscribe(resolve));
+    expect((await post(a!, `${session}/xhr_send`, '["local"]')).status).toBe(204);
+    expect((await closed).code).toBe(1002);
+    const own = `/echo/000/${randomUUID()}`;
+    expect(await (await post(a!, `${own}/xhr`)).body()).toBe('Session relay unavailable.');
+    // When the bus is back, sessions are relayed again.
+    bus.down = false;
+    expect(await (await post(a!, `${own}/xhr`)).body()).toBe('o\n');
+    expect((await post(b!, `${own}/xhr_send`, '["again"]')).status).toBe(204);
+    expect(await (await post(c!, `${own}/xhr`)).body()).toBe('a["again"]\n');
+  });
+});
+
+(redisTools.run ? describe : describe.skip)('relay: true over Redis, when a process or Redis goes away', () => {
+  it('answers what was relayed to a process whose bus went away: 404 for a send, the close frame for a waiting poll', async () => {
+    const busFor = redisBuses();
+    const owned = busFor(0);
+    const [a, b] = await three((n) => (n === 0 ? owned : busFor(n)));
+    const session = `/echo/000/${randomUUID()}`;
+    expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
+    const poll = RawResponse.start(b!.port, { method: 'POST', path: `${session}/xhr`, body: '' });
+    await eventually(() => b!.requests.length > 0, 2000, 'the relayed poll');
+    // The owner's connections to Redis end, as when its process dies: its session stays in it.
+    await owned.close();
+    const started = Date.now();
+    expect(await poll.body(5000)).toBe('c[1011,"Session unreachable"]\n');
+    expect(Date.now() - started).toBeLessThan(3000);
+    // Its claim is still in Redis (it expires by itself), but no one listens there any more.
+    expect((await post(b!, `${session}/xhr_send`, '["x"]')).status).toBe(404);
+  });
+
+  it('fails relayed requests at once while Redis is down, serves local sessions, and relays again once it is back', async () => {
+    const server = await startRedisServer(redisTools.paths!['redis-server']);
+    try {
+      const [a, b, c] = await three(() => {
+        const bus = redisBus({ url: server.url, log: () => undefined });
+        buses.push(bus);
+        return bus;
       });
-    }
-
-    it('answers relayed sends 503 and relayed receivers with a close frame at once, while local sessions go on', async () => {
-      const bus = flaky();
-      const [a, b, c] = await three(bus);
       const session = `/echo/000/${randomUUID()}`;
       expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
-      const stream = await post(b!, `${session}/xhr_streaming`);
-      await stream.nextChunk();
-      bus.down = true;
+      await server.stop();
       const started = Date.now();
       const sent = await post(b!, `${session}/xhr_send`, '["x"]');
       expect(sent.status).toBe(503);
-      expect(await sent.body()).toBe('Session relay unavailable.');
-      expect(await (await post(b!, `${session}/xhr`)).body()).toBe('Session relay unavailable.');
-      // The relayed stream hears of it within the owners' check (about a second).
-      expect(await stream.nextChunk(3000)).toBe('c[1011,"Session unreachable"]\n');
-      expect(Date.now() - started).toBeLessThan(3000);
-      // The owner still serves its own sessions' requests. This one's receiver was the
-      // relayed stream, which its next frame cannot reach: it ends as for a client gone.
-      const connection = a!.connections[0]!;
-      const closed = new Promise<{ code: number }>((resolve) => connection.closed$.subscribe(resolve));
+      expect(await (await post(c!, `${session}/xhr`)).body()).toBe('Session relay unavailable.');
+      expect(Date.now() - started).toBeLessThan(1000);
+      // The owner's own requests need no Redis.
       expect((await post(a!, `${session}/xhr_send`, '["local"]')).status).toBe(204);
-      expect((await closed).code).toBe(1002);
-      const own = `/echo/000/${randomUUID()}`;
-      expect(await (await post(a!, `${own}/xhr`)).body()).toBe('Session relay unavailable.');
-      // When the bus is back, sessions are relayed again.
-      bus.down = false;
-      expect(await (await post(a!, `${own}/xhr`)).body()).toBe('o\n');
-      expect((await post(b!, `${own}/xhr_send`, '["again"]')).status).toBe(204);
-      expect(await (await post(c!, `${own}/xhr`)).body()).toBe('a["again"]\n');
-    });
+      expect(await (await post(a!, `${session}/xhr`)).body()).toBe('a["local"]\n');
+      const back = await startRedisServer(redisTools.paths!['redis-server'], server.port);
+      try {
+        // Each bus reconnects on its own schedule: until all three have, a relayed request may
+        // still be answered 503.
+        const fresh = `/echo/000/${randomUUID()}`;
+        expect(await retrying(async () => (await post(b!, `${fresh}/xhr`)).body(), 'o\n')).toBe('o\n');
+        expect(await retrying(async () => (await post(c!, `${fresh}/xhr_send`, '["back"]')).status, 204)).toBe(204);
+        expect(await retrying(async () => (await post(a!, `${fresh}/xhr`)).body(), 'a["back"]\n')).toBe('a["back"]\n');
+      } finally {
+        for (const s of servers.splice(0)) await s.close();
+        await Promise.all(buses.splice(0).map((bus) => bus.close()));
+        await back.stop();
+      }
+    } finally {
+      await server.stop();
+    }
+  }, 30_000);
+
+  it('keeps a claim in Redis while its session lives, renewing it, and deletes it when the session ends', async () => {
+    const { createClient } = await import('redis');
+    const inspector = createClient({ url: redis!.url });
+    await inspector.connect();
+    try {
+      // Claims that expire in 300 ms unless renewed (every 100 ms).
+      const [a, b] = await three(() => {
+        const bus = redisBus({ url: redis!.url, log: () => undefined, claim_ttl: 300 });
+        buses.push(bus);
+        return bus;
+      });
+      const id = randomUUID();
+      expect(await (await post(a!, `/close/000/${id}/xhr`)).body()).toBe('o\n');
+      const key = `sockjs-rx:session:/close/${id}`;
+      await eventually(() => a!.sockjs.sessionCount === 1, 2000, 'the session');
+      // /close closed the session at once; it ends after disconnect_delay without a receiver.
+      expect(await (await post(b!, `/close/000/${id}/xhr`)).body()).toBe('c[3000,"Go away!"]\n');
+      const owner = await inspector.get(key);
+      expect(typeof owner).toBe('string');
+      // Well past its first expiry, the claim is there: renewed.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(await inspector.get(key)).toBe(owner);
+      const ttl = await inspector.pTTL(key);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(300);
+      const echoId = randomUUID();
+      expect(await (await post(a!, `/echo/000/${echoId}/xhr`)).body()).toBe('o\n');
+      const echoKey = `sockjs-rx:session:/echo/${echoId}`;
+      expect(typeof (await inspector.get(echoKey))).toBe('string');
+      // A stream dropped by its client ends the session at once (1002), and with it the claim.
+      const stream = await post(b!, `/echo/000/${echoId}/xhr_streaming`);
+      await stream.nextChunk();
+      stream.destroy();
+      await eventually(() => a!.sockjs.sessionCount === 1, 2000, 'the echo session to end');
+      await waitForKey(inspector, echoKey, null);
+    } finally {
+      await inspector.close();
+    }
   });
 });
+
+/** Waits until `key` holds `value` (null: is gone). */
+async function waitForKey(inspector: { get(key: string): Promise<unknown> }, key: string, value: string | null): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if ((await inspector.get(key)) === value) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`${key} did not become ${String(value)}`);
+}
+
+/** `attempt()` until it gives `wanted`, every 100 ms for up to 10 s; the last answer. */
+async function retrying<T>(attempt: () => Promise<T>, wanted: T): Promise<T> {
+  let got = await attempt();
+  for (let i = 0; i < 100 && got !== wanted; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    got = await attempt();
+  }
+  return got;
+}
