@@ -14,7 +14,8 @@
  *   --port P             where the load balancer listens (default 8080); 0 picks a free port
  *   --worker-port P      the first worker's port (default 8181); 0 gives each worker a free port
  *   --affinity url       stick sessions by their URL (default), or
- *   --affinity cookie    by the JSESSIONID cookie
+ *   --affinity cookie    by the JSESSIONID cookie (HAProxy only), or
+ *   --affinity none      not at all: round robin, the workers relay sessions over Redis
  *   --redis URL          the Redis server to use (default $REDIS_URL or redis://127.0.0.1:6379), or
  *   --start-redis        start a redis-server of its own on a free port, with no persistence
  *
@@ -39,14 +40,14 @@ const PROXIES = {
   haproxy: {
     name: 'HAProxy',
     file: 'haproxy.cfg',
-    affinities: ['url', 'cookie'],
+    affinities: ['url', 'cookie', 'none'],
     config: (options) => haproxyConfig(options),
     args: (configFile) => ['-db', '-f', configFile],
   },
   nginx: {
     name: 'nginx',
     file: 'nginx.conf',
-    affinities: ['url'],
+    affinities: ['url', 'none'],
     config: (options) => nginxConfig(options),
     args: (configFile, dir) => ['-p', dir, '-c', configFile, '-e', 'stderr', '-g', 'daemon off;'],
   },
@@ -127,9 +128,17 @@ async function startRedis(command, dir, stderr, follow) {
 }
 
 /** Forks one worker; resolves with its port once it listens. */
-function startWorker({ id, port, redisUrl, jsessionid, stderr, follow }) {
+function startWorker({ id, port, redisUrl, jsessionid, relay, stderr, follow }) {
   const child = fork(path.join(__dirname, 'worker.js'), [], {
-    env: { ...process.env, WORKER_ID: id, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, JSESSIONID: jsessionid ? '1' : '0' },
+    env: {
+      ...process.env,
+      WORKER_ID: id,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      REDIS_URL: redisUrl,
+      JSESSIONID: jsessionid ? '1' : '0',
+      RELAY: relay ? '1' : '0',
+    },
     stdio: ['ignore', 'inherit', stderr, 'ipc'],
   });
   follow(id, child);
@@ -159,7 +168,7 @@ function startWorker({ id, port, redisUrl, jsessionid, stderr, follow }) {
  * @param {number} [options.workers] default 3
  * @param {number} [options.port] the load balancer's port; default 8080, 0 picks a free one
  * @param {number} [options.workerPort] the first worker's port; default 8181, 0 picks free ones
- * @param {'url' | 'cookie'} [options.affinity] default 'url'; nginx has 'url' only
+ * @param {'url' | 'cookie' | 'none'} [options.affinity] default 'url'; nginx has no 'cookie'
  * @param {string} [options.redis] a Redis URL, or 'start' to start redis-server; default $REDIS_URL or redis://127.0.0.1:6379
  * @param {(name: string, line: string) => void} [options.onOutput] gets each line the children
  *   write to stderr, with the child's name; default: they write to this process's stderr
@@ -222,6 +231,7 @@ async function start(options = {}) {
         port: workerPort === 0 ? 0 : workerPort + n - 1,
         redisUrl,
         jsessionid: affinity === 'cookie',
+        relay: affinity === 'none',
         stderr,
         follow,
       });
@@ -285,8 +295,8 @@ function parseArgs(argv) {
     else throw new Error(`unknown option ${flag}`);
   }
   if (options.workers === 0) throw new Error('--workers must be at least 1');
-  if (options.affinity !== undefined && options.affinity !== 'url' && options.affinity !== 'cookie') {
-    throw new Error('--affinity is url or cookie');
+  if (options.affinity !== undefined && !['url', 'cookie', 'none'].includes(options.affinity)) {
+    throw new Error('--affinity is url, cookie or none');
   }
   if (options.proxy !== undefined && !(options.proxy in PROXIES)) throw new Error('--proxy is haproxy or nginx');
   return options;
@@ -301,7 +311,7 @@ function main(argv, defaults = {}) {
   try {
     options = { ...defaults, ...parseArgs(argv) };
   } catch (error) {
-    console.error(`${error.message}\nusage: node examples/haproxy/start.js [--proxy haproxy|nginx] [--workers N] [--port P] [--worker-port P] [--affinity url|cookie] [--redis URL | --start-redis]`);
+    console.error(`${error.message}\nusage: node examples/haproxy/start.js [--proxy haproxy|nginx] [--workers N] [--port P] [--worker-port P] [--affinity url|cookie|none] [--redis URL | --start-redis]`);
     process.exit(2);
   }
   start(options).then(

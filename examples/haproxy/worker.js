@@ -8,12 +8,14 @@
  *               /broadcast connection of every worker (over Redis)
  *   /whoami     answers every message with this worker's id, a space and the message
  *   GET /health answers 200 and the worker's id (HAProxy's health check)
+ *   GET /requests how many requests of the three services this worker has served, as JSON
  *   GET /       a page to try the three services over any transport from a browser
  *
  * Environment: WORKER_ID (default w1), PORT (default 8181; 0 picks a free one), HOST (default
  * 127.0.0.1), REDIS_URL (default redis://127.0.0.1:6379), JSESSIONID=1 to set the cookie for
- * HAProxy's cookie affinity. Started by start.js it reports its port over IPC and exits when
- * start.js goes away.
+ * HAProxy's cookie affinity, RELAY=1 to serve every session from any worker (`relay: true`:
+ * for a load balancer without affinity). Started by start.js it reports its port over IPC and
+ * exits when start.js goes away.
  */
 const fs = require('fs');
 const http = require('http');
@@ -42,6 +44,11 @@ function run() {
       res.end(`${id}\n`);
       return;
     }
+    if (url === '/requests') {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      res.end(JSON.stringify({ worker: id, served }));
+      return;
+    }
     const entry = req.method === 'GET' ? STATIC[url] : undefined;
     if (!entry) {
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=UTF-8' });
@@ -54,23 +61,40 @@ function run() {
     });
   });
 
-  const echo = sockjs.createServer({ ...options, prefix: '/echo' });
+  // Each service has a bus of its own (a prefix of its own in Redis), so that the broadcasts of
+  // /broadcast reach its connections only. With RELAY=1 every service relays its sessions over
+  // its bus; without it only /broadcast needs one.
+  const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+  const relay = process.env.RELAY === '1';
+  const buses = [];
+  const busFor = (name) => {
+    const bus = redisBus({ url: redisUrl, prefix: `sockjs-rx:${name}:`, log });
+    buses.push(bus);
+    return bus;
+  };
+  const service = (name) =>
+    sockjs.createServer({ ...options, prefix: `/${name}`, ...(relay || name === 'broadcast' ? { bus: busFor(name), relay } : {}) });
+
+  const echo = service('echo');
   echo.on('connection', (conn) => conn.on('data', (message) => conn.write(message)));
   echo.attach(httpServer);
 
-  const whoami = sockjs.createServer({ ...options, prefix: '/whoami' });
+  const whoami = service('whoami');
   whoami.on('connection', (conn) => conn.on('data', (message) => conn.write(`${id} ${message}`)));
   whoami.attach(httpServer);
 
-  // Only this server is on the bus: its broadcast() reaches the /broadcast connections of every
-  // worker, and no other service's.
-  const bus = redisBus({ url: process.env.REDIS_URL || 'redis://127.0.0.1:6379', log });
-  const broadcast = sockjs.createServer({ ...options, prefix: '/broadcast', bus });
+  const broadcast = service('broadcast');
   broadcast.on('connection', (conn) => {
     conn.write(`worker ${id}`);
     conn.on('data', (message) => broadcast.broadcast(message));
   });
   broadcast.attach(httpServer);
+
+  // Counted after the services have handled each request (listeners added later run later).
+  let served = 0;
+  httpServer.on('request', (req) => {
+    if (/^\/(echo|whoami|broadcast)\//.test(req.url ?? '')) served++;
+  });
 
   let stopping = null;
   const stop = () => {
@@ -79,7 +103,7 @@ function run() {
       for (const server of [echo, whoami, broadcast]) server.close();
       httpServer.closeAllConnections();
       await new Promise((resolve) => httpServer.close(() => resolve()));
-      await bus.close();
+      await Promise.all(buses.map((bus) => bus.close()));
     })().then(
       () => process.exit(0),
       (error) => {
@@ -93,7 +117,7 @@ function run() {
   // Forked by start.js: when it is gone, so is this worker.
   process.once('disconnect', stop);
 
-  bus.ready().then(
+  Promise.all(buses.map((bus) => bus.ready())).then(
     () =>
       httpServer.listen(port, host, () => {
         const address = httpServer.address();

@@ -4,6 +4,7 @@
  * through its load balancer.
  */
 import { type ChildProcess, execFileSync, spawn } from 'child_process';
+import { request } from 'http';
 import { dirname, join } from 'path';
 import type { Page } from 'playwright-core';
 import { isAlive, waitUntil } from '../helpers/debian-tools';
@@ -16,7 +17,7 @@ export interface Worker {
   readonly process: ChildProcess;
 }
 
-export type Affinity = 'url' | 'cookie';
+export type Affinity = 'url' | 'cookie' | 'none';
 
 export interface Deployment {
   readonly url: string;
@@ -205,4 +206,24 @@ export async function expectLauncherStopsEverything(
   } finally {
     if (cli.exitCode === null) cli.kill('SIGKILL');
   }
+}
+
+/** The body of GET `path` on 127.0.0.1:`port`. */
+export function getText(port: number, path: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve(text));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer in 5 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** How many requests of the services each worker has served so far (the workers' GET /requests). */
+export function servedBy(deployment: Deployment): Promise<number[]> {
+  return Promise.all(deployment.workers.map(async (w) => (JSON.parse(await getText(w.port, '/requests')) as { served: number }).served));
 }

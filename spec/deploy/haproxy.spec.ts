@@ -27,10 +27,12 @@ import {
   expectOneWorker,
   expectSessionsOnOneWorkerEach,
   expectStreamNotHeldBack,
+  getText,
   launcher,
   pageSession,
   parseWhoami,
   ROOT,
+  servedBy,
   TEST_MS,
 } from './deployment';
 import { closeAll, NODE_TRANSPORTS, NodeClient, type NodeTransport } from './sockjs-node';
@@ -98,9 +100,46 @@ const SETTLE_MS = 300;
     return { client, worker };
   };
 
+  /**
+   * Clients of /broadcast over every transport, until each worker has some, each send 10
+   * messages: every client gets every message exactly once, in order per sender.
+   */
+  const expectBroadcastExactlyOnce = async (deployment: Deployment): Promise<void> => {
+    // Clients over every transport, until each worker has some.
+    const members: Array<{ client: NodeClient; worker: string }> = [];
+    for (let i = 0; members.length < 48 && (i < 16 || new Set(members.map((m) => m.worker)).size < 3); i++) {
+      const client = connect(`${deployment.url}/broadcast`, NODE_TRANSPORTS[i % NODE_TRANSPORTS.length]!);
+      await client.opened();
+      const [greeting] = await client.receive(1);
+      expect(greeting).toMatch(/^worker w\d$/);
+      members.push({ client, worker: greeting!.slice('worker '.length) });
+    }
+    expect(new Set(members.map((m) => m.worker))).toEqual(new Set(['w1', 'w2', 'w3']));
+    // A worker subscribes to the broadcast channel when its first connection comes; wait for
+    // all three, or a broadcast may go out before a worker listens.
+    await waitUntil(
+      async () => Number((await inspector.pubSubNumSub('sockjs-rx:broadcast:*'))['sockjs-rx:broadcast:*'] ?? 0) === 3,
+      'the three workers to subscribe to the broadcast channel',
+    );
+    const PER_SENDER = 10;
+    for (let k = 0; k < PER_SENDER; k++) members.forEach((m, s) => m.client.sock.send(`s${s} ${k}`));
+    const total = members.length * PER_SENDER;
+    // The greeting comes first, then the broadcasts.
+    await Promise.all(members.map((m) => m.client.receive(1 + total, 30_000)));
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    for (const { client, worker } of members) {
+      const broadcasts = client.received.slice(1);
+      expect({ worker, transport: client.transport, count: broadcasts.length }).toEqual({ worker, transport: client.transport, count: total });
+      members.forEach((_, s) => {
+        const fromSender = broadcasts.filter((b) => b.startsWith(`s${s} `));
+        expect(fromSender).toEqual(Array.from({ length: PER_SENDER }, (_, k) => `s${s} ${k}`));
+      });
+    }
+  };
+
   describe('the configuration', () => {
-    it('is what config.js writes, in the checked-in haproxy.cfg and haproxy-cookie.cfg, and HAProxy accepts both', () => {
-      for (const [file, affinity] of [['haproxy.cfg', 'url'], ['haproxy-cookie.cfg', 'cookie']] as const) {
+    it('is what config.js writes, in the checked-in haproxy.cfg, haproxy-cookie.cfg and haproxy-none.cfg, and HAProxy accepts each', () => {
+      for (const [file, affinity] of [['haproxy.cfg', 'url'], ['haproxy-cookie.cfg', 'cookie'], ['haproxy-none.cfg', 'none']] as const) {
         const path = join(EXAMPLE, file);
         expect(readFileSync(path, 'utf8')).toBe(configs.exampleConfig(affinity));
         expect(() => execFileSync(tools.paths!.haproxy, ['-c', '-q', '-f', path], { stdio: 'pipe' })).not.toThrow();
@@ -142,36 +181,7 @@ const SETTLE_MS = 300;
     it(
       'delivers every broadcast to the clients of every worker exactly once, in order per sender',
       async () => {
-        // Clients over every transport, until each worker has some.
-        const members: Array<{ client: NodeClient; worker: string }> = [];
-        for (let i = 0; members.length < 48 && (i < 16 || new Set(members.map((m) => m.worker)).size < 3); i++) {
-          const client = connect(`${deployment.url}/broadcast`, NODE_TRANSPORTS[i % NODE_TRANSPORTS.length]!);
-          await client.opened();
-          const [greeting] = await client.receive(1);
-          expect(greeting).toMatch(/^worker w\d$/);
-          members.push({ client, worker: greeting!.slice('worker '.length) });
-        }
-        expect(new Set(members.map((m) => m.worker))).toEqual(new Set(['w1', 'w2', 'w3']));
-        // A worker subscribes to the broadcast channel when its first connection comes; wait for
-        // all three, or a broadcast may go out before a worker listens.
-        await waitUntil(
-          async () => Number((await inspector.pubSubNumSub('sockjs-rx:*'))['sockjs-rx:*'] ?? 0) === 3,
-          'the three workers to subscribe to the broadcast channel',
-        );
-        const PER_SENDER = 10;
-        for (let k = 0; k < PER_SENDER; k++) members.forEach((m, s) => m.client.sock.send(`s${s} ${k}`));
-        const total = members.length * PER_SENDER;
-        // The greeting comes first, then the broadcasts.
-        await Promise.all(members.map((m) => m.client.receive(1 + total, 30_000)));
-        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-        for (const { client, worker } of members) {
-          const broadcasts = client.received.slice(1);
-          expect({ worker, transport: client.transport, count: broadcasts.length }).toEqual({ worker, transport: client.transport, count: total });
-          members.forEach((_, s) => {
-            const fromSender = broadcasts.filter((b) => b.startsWith(`s${s} `));
-            expect(fromSender).toEqual(Array.from({ length: PER_SENDER }, (_, k) => `s${s} ${k}`));
-          });
-        }
+        await expectBroadcastExactlyOnce(deployment);
       },
       TEST_MS,
     );
@@ -249,6 +259,137 @@ const SETTLE_MS = 300;
     );
   });
 
+  describe('with no affinity: round robin, every session relayed over Redis', () => {
+    let deployment: Deployment;
+
+    beforeAll(async () => {
+      deployment = await deploy('none');
+    }, 60_000);
+
+    afterAll(async () => {
+      await deployment?.stop();
+    });
+
+    const served = () => servedBy(deployment);
+
+    it.each(NODE_TRANSPORTS)(
+      'serves %s sessions from every worker: 50 messages echoed in order by the owner, then a clean close',
+      async (transport) => {
+        const before = await served();
+        const opened = Array.from({ length: 3 }, () => connect(`${deployment.url}/whoami`, transport));
+        await Promise.all(opened.map((c) => c.opened()));
+        await Promise.all(
+          opened.map(async (client) => {
+            const answers: Array<{ worker: string; message: string }> = [];
+            for (let i = 0; i < 50; i++) answers.push(parseWhoami(await client.ask(`m${i}`)));
+            expect(answers.map((a) => a.message)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`));
+            // Every answer comes from the session's one owner, whichever worker took the request.
+            expect(new Set(answers.map((a) => a.worker)).size).toBe(1);
+          }),
+        );
+        const after = await served();
+        // Over HTTP each message is a send and a poll (or a frame on a stream): round robin
+        // spreads them over all three workers. A websocket is one connection to one worker.
+        if (transport !== 'websocket') for (const [i, n] of after.entries()) expect(n - before[i]!).toBeGreaterThan(10);
+        for (const client of opened) client.sock.close();
+        for (const client of opened) expect((await client.closed()).code).toBe(1000);
+      },
+      TEST_MS,
+    );
+
+    it(
+      'delivers every broadcast to the clients of every worker exactly once, in order per sender',
+      async () => {
+        await expectBroadcastExactlyOnce(deployment);
+      },
+      TEST_MS,
+    );
+
+    it(
+      'closes the sessions of a worker that dies; websocket sessions of the others go on, and HTTP ones whose requests were elsewhere',
+      async () => {
+        const victim = deployment.workers[2]!;
+        const onVictim: NodeClient[] = [];
+        const survivors: Array<{ client: NodeClient; worker: string }> = [];
+        for (const transport of NODE_TRANSPORTS) {
+          let here = 0;
+          let elsewhere = 0;
+          for (let i = 0; i < 30 && (here === 0 || elsewhere < 3); i++) {
+            // Each client makes the same requests in the same order, so that round robin would
+            // open them all on the same workers: 0 to 2 more requests through the balancer, at
+            // random, move it on (all 30 missing one worker: (2/3)^30, 5 in a million).
+            for (let extra = Math.floor(Math.random() * 3); extra > 0; extra--) await getText(deployment.port, '/health');
+            const { client, worker } = await whoami(deployment, transport);
+            if (worker === victim.id) {
+              if (here++ === 0) onVictim.push(client);
+            } else if (elsewhere++ < 3) {
+              survivors.push({ client, worker });
+            }
+          }
+          expect({ transport, here: here > 0, elsewhere: elsewhere >= 3 }).toEqual({ transport, here: true, elsewhere: true });
+        }
+        victim.process.kill('SIGKILL');
+        // Requests relayed to the dead owner are answered by the worker that took them: a
+        // waiting poll or stream gets the close frame once the relay finds no one listening.
+        for (const client of onVictim) if (client.transport === 'xhr-streaming') client.sock.send('anyone there?');
+        await waitUntil(() => onVictim.every((c) => c.isClosed), `the clients of ${victim.id} to see their session close`, 20_000);
+        for (const client of onVictim) expect({ transport: client.transport, normal: client.closeEvent!.code === 1000 }).toEqual({ transport: client.transport, normal: false });
+        // A session elsewhere whose request was in flight through the dead worker lost that
+        // request, and with it the session, as over any proxy; the others go on.
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        const open = survivors.filter((s) => !s.client.isClosed);
+        for (const { client } of survivors) if (client.transport === 'websocket') expect(client.isClosed).toBe(false);
+        expect(open.filter((s) => s.client.transport !== 'websocket').length).toBeGreaterThan(0);
+        for (let round = 0; round < 3; round++) {
+          await Promise.all(
+            open.map(async ({ client, worker }) => {
+              const answer = parseWhoami(await client.ask(`after ${round}`, 20_000));
+              expect({ transport: client.transport, worker: answer.worker, message: answer.message }).toEqual({ transport: client.transport, worker, message: `after ${round}` });
+            }),
+          );
+        }
+        expect(isAlive(victim.pid)).toBe(false);
+      },
+      TEST_MS,
+    );
+
+    it(
+      'fails relayed requests at once while Redis is down, and serves new sessions again once it is back',
+      async () => {
+        const client = connect(`${deployment.url}/echo`, 'xhr-polling');
+        await client.opened();
+        expect(await client.ask('before')).toBe('before');
+        const port = redis.port;
+        await redis.stop();
+        const stopped = Date.now();
+        // Two of every three requests reach a worker that is not the owner: the client hears
+        // 503 at once and closes.
+        for (let i = 0; i < 6 && !client.isClosed; i++) client.sock.send(`during ${i}`);
+        await waitUntil(() => client.isClosed, 'the client to see its relayed requests fail', 10_000);
+        expect(Date.now() - stopped).toBeLessThan(5000);
+        expect(client.closeEvent!.code).not.toBe(1000);
+        redis = await startRedisServer(tools.paths!['redis-server'], port);
+        // Each worker reconnects on its own schedule; then every transport works again.
+        for (const transport of NODE_TRANSPORTS) {
+          await waitUntil(
+            async () => {
+              const probe = connect(`${deployment.url}/echo`, transport);
+              try {
+                await probe.opened(5000);
+                return (await probe.ask('back', 5000)) === 'back' && (await probe.ask('again', 5000)) === 'again';
+              } catch {
+                return false;
+              }
+            },
+            `${transport} sessions to work again`,
+            30_000,
+          );
+        }
+      },
+      TEST_MS,
+    );
+  });
+
   describe('with affinity by the JSESSIONID cookie', () => {
     let deployment: Deployment;
 
@@ -319,7 +460,7 @@ const SETTLE_MS = 300;
     const skipped = !chromiumFound && process.env.CI !== 'true';
     if (skipped && tools.run) process.stdout.write(`haproxy suite: the Chromium tests skipped: no browser at ${CHROMIUM} (CI=true makes this a failure)\n`);
 
-    describe.each(['url', 'cookie'] as const)('with affinity by %s', (affinity) => {
+    describe.each(['url', 'cookie', 'none'] as const)('with affinity by %s', (affinity) => {
       let deployment: Deployment;
       let browser: Browser;
 

@@ -1,7 +1,8 @@
 /**
  * The nginx recipe for real: Debian's nginx in front of 3 worker processes of examples/haproxy
- * (started by examples/nginx/start.js's launcher), with affinity by URL, and the real
- * sockjs-client in Node and in Chromium over every transport it offers there.
+ * (started by examples/nginx/start.js's launcher), with affinity by URL and with none (round
+ * robin, the workers relaying sessions over Redis), and the real sockjs-client in Node and in
+ * Chromium over every transport it offers there.
  *
  * The workers run the built package (dist/): `npm test` builds it first. nginx and redis-server
  * are Debian's, installed by `.ci/run` for CI; without them the suite is skipped with one line,
@@ -27,16 +28,17 @@ import {
   pageSession,
   parseWhoami,
   ROOT,
+  servedBy,
   TEST_MS,
 } from './deployment';
 import { closeAll, NODE_TRANSPORTS, NodeClient, type NodeTransport } from './sockjs-node';
 
 const EXAMPLE = join(ROOT, 'examples', 'nginx');
-const configs: { exampleConfig(): string } = require('../../examples/nginx/config');
+const configs: { exampleConfig(affinity: 'url' | 'none'): string } = require('../../examples/nginx/config');
 
 const tools = suiteNeeding('nginx suite', findCommands({ nginx: 'nginx', 'redis-server': 'redis-server' }));
 
-(tools.run ? describe : describe.skip)('nginx in front of 3 sockjs-rx workers', () => {
+(tools.run ? describe.each(['url', 'none'] as const) : describe.skip.each(['url', 'none'] as const))('nginx in front of 3 sockjs-rx workers, affinity %s', (affinity) => {
   let redis: RedisServer;
   let deployment: Deployment;
   const clients: NodeClient[] = [];
@@ -49,6 +51,7 @@ const tools = suiteNeeding('nginx suite', findCommands({ nginx: 'nginx', 'redis-
     redis = await startRedisServer(tools.paths['redis-server']);
     deployment = await launcher.start({
       proxy: 'nginx',
+      affinity,
       workers: 3,
       port: 0,
       workerPort: 0,
@@ -73,9 +76,9 @@ const tools = suiteNeeding('nginx suite', findCommands({ nginx: 'nginx', 'redis-
     return client;
   };
 
-  it('is configured by what config.js writes, in the checked-in nginx.conf, and nginx accepts it', () => {
-    const path = join(EXAMPLE, 'nginx.conf');
-    expect(readFileSync(path, 'utf8')).toBe(configs.exampleConfig());
+  it('is configured by what config.js writes, in the checked-in .conf file, and nginx accepts it', () => {
+    const path = join(EXAMPLE, affinity === 'url' ? 'nginx.conf' : 'nginx-none.conf');
+    expect(readFileSync(path, 'utf8')).toBe(configs.exampleConfig(affinity));
     // nginx -t also checks that it can open its pid and temporary files: give it a directory.
     const dir = mkdtempSync(join(tmpdir(), 'sockjs-rx-nginx-test-'));
     try {
@@ -88,10 +91,17 @@ const tools = suiteNeeding('nginx suite', findCommands({ nginx: 'nginx', 'redis-
   it.each(NODE_TRANSPORTS)(
     'keeps every %s session on one worker for its whole life, and spreads the sessions over the workers',
     async (transport) => {
+      const before = await servedBy(deployment);
       const opened = Array.from({ length: CLIENTS_PER_TRANSPORT }, () => connect(`${deployment.url}/whoami`, transport));
       await Promise.all(opened.map((c) => c.opened()));
       for (const client of opened) expect(client.openedWith).toBe(transport);
       await expectSessionsOnOneWorkerEach(opened);
+      // Without affinity each session's requests went to every worker (a websocket is one
+      // connection); with it, to the one worker each.
+      if (affinity === 'none' && transport !== 'websocket') {
+        const after = await servedBy(deployment);
+        for (const [i, n] of after.entries()) expect(n - before[i]!).toBeGreaterThan(CLIENTS_PER_TRANSPORT);
+      }
     },
     TEST_MS,
   );
@@ -139,7 +149,7 @@ const tools = suiteNeeding('nginx suite', findCommands({ nginx: 'nginx', 'redis-
     );
   });
 
-  it(
+  (affinity === 'url' ? it : it.skip)(
     'has a launcher that stops nginx, the workers and the redis-server it started on SIGTERM, leaving no process behind',
     async () => {
       // redis-server, 3 workers and nginx's master process.
