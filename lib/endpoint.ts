@@ -238,16 +238,22 @@ export class Endpoint {
         const events$ = receiving(req, res, target.transport, target.sessionId, this.#receiving);
         const relay = this.#relay;
         if (!relay || relay.owns(target.sessionId)) return events$;
-        return relay.receive(target.sessionId, events$, () => {
-          respond(res, HTTP_ERRORS.RELAY_UNAVAILABLE, this.#answers.policy.sessionHeaders(req, res));
-          logAnswer(this.#logger, req, HTTP_ERRORS.RELAY_UNAVAILABLE.status);
-        });
+        return relay.receive(
+          target.sessionId,
+          events$,
+          () => {
+            respond(res, HTTP_ERRORS.RELAY_UNAVAILABLE, this.#answers.policy.sessionHeaders(req, res));
+            logAnswer(this.#logger, req, HTTP_ERRORS.RELAY_UNAVAILABLE.status);
+          },
+          (error) => this.#failed({ type: 'request', req, res, route: target }, error),
+        );
       }
       case 'send': {
         const events$ = sending(req, res, target.transport, target.sessionId, this.#sending);
         const relay = this.#relay;
         if (!relay || relay.owns(target.sessionId)) return events$;
-        return events$.pipe(mergeMap((event) => (event.type === 'incoming' ? relay.send(target.sessionId, event) : of(event))));
+        const failed = (error: unknown) => this.#failed({ type: 'request', req, res, route: target }, error);
+        return events$.pipe(mergeMap((event) => (event.type === 'incoming' ? relay.send(target.sessionId, event, failed) : of(event))));
       }
       case 'preflight':
         // A jsessionid function may write to the response: it is called when subscribed too.

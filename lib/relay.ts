@@ -14,9 +14,9 @@
  * it carried, visibly: a send is answered 404 or 503, a receiving response gets a close frame.
  */
 import { randomUUID } from 'crypto';
-import { defer, EMPTY, from, merge, mergeMap, Observable, of, Subject, type Subscription } from 'rxjs';
+import { EMPTY, merge, mergeMap, Observable, of, Subject, type Subscription } from 'rxjs';
 import type { BroadcastBus } from './broadcast';
-import { CLOSE_REASONS, type CloseReason } from './errors';
+import { CLOSE_REASONS, type CloseReason, faultText } from './errors';
 import { closeFrame } from './frames';
 import type { Log } from './http/respond';
 import type { Receiver, Sink } from './session/receiver';
@@ -153,9 +153,11 @@ export class Relay {
   /**
    * The events of a receiving request for a session not opened here: claimed, it opens here
    * and `local$` goes to this endpoint's table as it would without a relay; owned elsewhere,
-   * its response is the owner's receiver. `unavailable` answers when the bus cannot be asked.
+   * its response is the owner's receiver. `unavailable` answers when the bus cannot be asked;
+   * `failed` answers a fault met once the owner is known (a `jsessionid` function that throws
+   * when the response starts, say), as the endpoint answers one met while it subscribes.
    */
-  receive(session: string, local$: Observable<SessionEvent>, unavailable: () => void): Observable<SessionEvent> {
+  receive(session: string, local$: Observable<SessionEvent>, unavailable: () => void, failed: (error: unknown) => void): Observable<SessionEvent> {
     return new Observable<SessionEvent>((subscriber) => {
       /** Until the owner is known nothing is read or written; then the events go to the table (`local`) or over the bus. */
       let mode: 'locating' | 'relay' | 'local' = 'locating';
@@ -207,17 +209,42 @@ export class Relay {
       };
 
       const onEvent = (event: SessionEvent) => {
-        if (mode === 'local') subscriber.next(event);
+        if (mode === 'local') {
+          if (event.type === 'attach') claimedHere = false;
+          subscriber.next(event);
+        }
         else if (event.type === 'attach') relay(owner!, event);
         else if (event.type === 'detach') detach(event.why);
       };
       let owner: string | null = null;
 
+      /** Set when this request claimed the session, until its attach has gone to the table. */
+      let claimedHere = false;
+      /** Runs what follows a lookup: a fault in it is this request's alone, never the endpoint's. */
+      const guarded = (run: () => void) => {
+        try {
+          run();
+        } catch (error) {
+          inner?.unsubscribe();
+          // A session claimed for this request that never reached the table is not kept.
+          if (claimedHere) this.ended(session);
+          claimedHere = false;
+          if (!closed) failed(error);
+          subscriber.complete();
+        }
+      };
+
       /** Looks for the owner, claiming the session when there is none. */
       const locate = () => {
         locates++;
-        this.bus.claim(this.#name(session), this.address).then(
-          (found) => {
+        let claimed: Promise<string | null>;
+        try {
+          claimed = this.bus.claim(this.#name(session), this.address);
+        } catch (error) {
+          claimed = Promise.reject(error);
+        }
+        claimed.then(
+          (found) => guarded(() => {
             if (closed) {
               if (found === null) this.bus.release(this.#name(session), this.address);
               return;
@@ -225,24 +252,40 @@ export class Relay {
             owner = found;
             if (found === null || (found === this.address && this.#owned.has(session))) {
               // The session opens here, or is here already: the table takes the response.
+              claimedHere = found === null;
               this.#owned.add(session);
               mode = 'local';
-              if (attach) subscriber.next(attach);
+              if (attach) {
+                claimedHere = false;
+                subscriber.next(attach);
+              }
             } else if (attach) {
               mode = 'relay';
               relay(found, attach);
             } else {
               mode = 'relay';
             }
-            inner ??= local$.subscribe({ next: onEvent, error: (error: unknown) => subscriber.error(error), complete: () => subscriber.complete() });
-          },
-          (error: unknown) => {
+            inner ??= local$.subscribe({
+              next: (event) => guarded(() => onEvent(event)),
+              error: (error: unknown) => guarded(() => {
+                throw error;
+              }),
+              complete: () => {
+                // Answered without ever attaching (a bad callback name, a client gone before its
+                // turn): the session it claimed never opened.
+                if (claimedHere) this.ended(session);
+                claimedHere = false;
+                subscriber.complete();
+              },
+            });
+          }),
+          (error: unknown) => guarded(() => {
             if (closed) return;
             this.context.log('error', `sockjs-rx relay: cannot look up session ${JSON.stringify(session)}: ${errorText(error)}`);
             if (attach) end(attach.receiver, CLOSE_REASONS.SESSION_UNREACHABLE);
             else unavailable();
             subscriber.complete();
-          },
+          }),
         );
       };
 
@@ -251,6 +294,8 @@ export class Relay {
         closed = true;
         detach(CLOSE_REASONS.INTERRUPTED);
         inner?.unsubscribe();
+        if (claimedHere) this.ended(session);
+        claimedHere = false;
       };
     });
   }
@@ -260,37 +305,66 @@ export class Relay {
    * request is answered once the owner has (404 when no process has the session, 503 when the
    * bus cannot be reached). A session opened here meanwhile takes it as a local send.
    */
-  send(session: string, event: Extract<SessionEvent, { type: 'incoming' }>): Observable<SessionEvent> {
+  send(session: string, event: Extract<SessionEvent, { type: 'incoming' }>, failed: (error: unknown) => void): Observable<SessionEvent> {
     const { reply } = event;
     if (!reply) return EMPTY;
     if (this.#owned.has(session)) return of(event);
-    return defer(() =>
-      from(
-        this.bus.owner(this.#name(session)).then(
-          (owner): SessionEvent | null => {
-            if (owner === this.address && this.#owned.has(session)) return event;
-            if (owner === null || owner === this.address) {
-              reply.unknownSession();
-              return null;
+    return new Observable<SessionEvent>((subscriber) => {
+      let closed = false;
+      /** A fault here is this request's alone: answered as the endpoint answers one, never the endpoint's. */
+      const guarded = (run: () => void) => {
+        try {
+          run();
+        } catch (error) {
+          if (!closed) failed(error);
+          subscriber.complete();
+        }
+      };
+      let looked: Promise<string | null>;
+      try {
+        looked = this.bus.owner(this.#name(session));
+      } catch (error) {
+        looked = Promise.reject(error);
+      }
+      looked.then(
+        (owner) =>
+          guarded(() => {
+            if (closed) return;
+            if (owner === this.address && this.#owned.has(session)) {
+              // Opened here meanwhile: a local send.
+              subscriber.next(event);
+              subscriber.complete();
+              return;
             }
-            const q = ++this.#sendCount;
-            this.#sends.set(q, { owner, reply });
-            this.#watchOwners();
-            this.#deliver(owner, { t: 'send', s: session, q, f: this.address, m: event.messages }, (delivered) => {
-              if (!this.#sends.delete(q)) return;
-              if (delivered === false) reply.unknownSession();
-              else reply.unavailable();
-            });
-            return null;
-          },
-          (error: unknown): null => {
+            if (owner === null || owner === this.address) reply.unknownSession();
+            else this.#relaySend(owner, session, event.messages, reply);
+            subscriber.complete();
+          }),
+        (error: unknown) =>
+          guarded(() => {
+            if (closed) return;
             this.context.log('error', `sockjs-rx relay: cannot look up session ${JSON.stringify(session)}: ${errorText(error)}`);
             reply.unavailable();
-            return null;
-          },
-        ),
-      ),
-    ).pipe(mergeMap((local) => (local ? of(local) : EMPTY)));
+            subscriber.complete();
+          }),
+      );
+      return () => {
+        closed = true;
+      };
+    });
+  }
+
+  /** Relays a send's messages to the owner; the request is answered when the owner answers, or its relay fails. */
+  #relaySend(owner: string, session: string, messages: readonly string[], reply: Reply): void {
+    const q = ++this.#sendCount;
+    this.#sends.set(q, { owner, reply });
+    this.#watchOwners();
+    this.#deliver(owner, { t: 'send', s: session, q, f: this.address, m: messages }, (delivered) => {
+      if (!this.#sends.delete(q)) return;
+      if (delivered === false) reply.unknownSession();
+      else reply.unavailable();
+      this.#unwatchIfIdle();
+    });
   }
 
   /**
@@ -327,15 +401,30 @@ export class Relay {
       failed(null);
       return;
     }
-    this.bus.deliver(address, text).then(
+    let delivered: Promise<boolean>;
+    try {
+      delivered = this.bus.deliver(address, text);
+    } catch (error) {
+      delivered = Promise.reject(error);
+    }
+    delivered.then(
       (delivered) => {
-        if (!delivered) failed(false);
+        if (!delivered) this.#safely(`a ${message.t} no one took`, () => failed(false));
       },
       (error: unknown) => {
         this.context.log('error', `sockjs-rx relay: ${message.t} to ${address} failed: ${errorText(error)}`);
-        failed(null);
+        this.#safely(`a ${message.t} that failed`, () => failed(null));
       },
     );
+  }
+
+  /** Runs `run` from a Promise's callback, where a throw would be an unhandled rejection: it is logged instead. */
+  #safely(what: string, run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.context.log('error', `sockjs-rx relay: ${what}: ${faultText(error)}`);
+    }
   }
 
   /**
@@ -362,8 +451,17 @@ export class Relay {
     relayed.done();
   }
 
-  /** What other processes relay to this one. */
+  /** What other processes relay to this one; a fault in handling one message is logged, and the relay goes on. */
   #received(text: string): Observable<SessionEvent> {
+    try {
+      return this.#handle(text);
+    } catch (error) {
+      this.context.log('error', `sockjs-rx relay: handling ${text.slice(0, 80)}: ${faultText(error)}`);
+      return EMPTY;
+    }
+  }
+
+  #handle(text: string): Observable<SessionEvent> {
     let message: ToOwner | ToRelay;
     try {
       message = JSON.parse(text) as ToOwner | ToRelay;
@@ -487,13 +585,19 @@ export class Relay {
     for (const relayed of this.#relayed.values()) owners.add(relayed.owner);
     for (const pending of this.#sends.values()) owners.add(pending.owner);
     for (const owner of owners) {
-      this.bus.listening(owner).then(
-        (listening) => {
-          if (!listening) this.#ownerGone(owner, false);
+      let listening: Promise<boolean>;
+      try {
+        listening = this.bus.listening(owner);
+      } catch (error) {
+        listening = Promise.reject(error);
+      }
+      listening.then(
+        (yes) => {
+          if (!yes) this.#safely(`the end of ${owner}`, () => this.#ownerGone(owner, false));
         },
         (error: unknown) => {
           this.context.log('error', `sockjs-rx relay: cannot check on ${owner}: ${errorText(error)}`);
-          this.#ownerGone(owner, true);
+          this.#safely(`the end of ${owner}`, () => this.#ownerGone(owner, true));
         },
       );
     }

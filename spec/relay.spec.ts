@@ -209,6 +209,41 @@ describe.each(KINDS)('relay: true over %s', (_kind, busesFor) => {
   });
 });
 
+it('answers 500 to a receiving request whose jsessionid function throws once its owner is known, and goes on serving', async () => {
+  const bus = localBus();
+  let throwing = false;
+  const jsessionid = () => {
+    if (throwing) throw new Error('boom');
+  };
+  const [a, b, c] = await three(() => bus, { jsessionid });
+  const session = `/echo/000/${randomUUID()}`;
+  expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
+  throwing = true;
+  // A new session (claimed where it lands) and one owned elsewhere (relayed): the function runs
+  // once the owner is known, after the endpoint has subscribed the request.
+  const fresh = randomUUID();
+  expect((await post(b!, `/echo/000/${fresh}/xhr`)).status).toBe(500);
+  expect((await post(b!, `${session}/xhr`)).status).toBe(500);
+  throwing = false;
+  // The claim of the session that never opened went with it: it opens where it lands next.
+  expect(await (await post(c!, `/echo/000/${fresh}/xhr`)).body()).toBe('o\n');
+  expect((await post(c!, `${session}/xhr_send`, '["after"]')).status).toBe(204);
+  expect(await (await post(b!, `${session}/xhr`)).body()).toBe('a["after"]\n');
+});
+
+it('keeps no claim for a request that never opened its session (a jsonp poll without a callback)', async () => {
+  const bus = localBus();
+  const [a, b] = await three(() => bus);
+  const id = randomUUID();
+  const refused = await get(a!, `/echo/000/${id}/jsonp`);
+  expect(refused.status).toBe(500);
+  expect(await refused.body()).toBe('"callback" parameter required');
+  expect(await bus.owner(`/echo/${id}`)).toBeNull();
+  // The id is free: it opens where it lands next.
+  expect(await (await post(b!, `/echo/000/${id}/xhr`)).body()).toBe('o\n');
+  expect(await bus.owner(`/echo/${id}`)).not.toBeNull();
+});
+
 describe('relay: true over a localBus that fails', () => {
   /** localBus, with every relay call failing while `down` is set. */
   function flaky(): RelayBus & { down: boolean } {
