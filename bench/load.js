@@ -106,6 +106,14 @@ class Meter {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
+/**
+ * Where a load opens its sessions: `target` itself, or with a relay the process that owns them
+ * (`openPort`), so that every later request of the session goes through another process.
+ */
+function opener(target) {
+  return target.openPort ? { ...target, port: target.openPort } : target;
+}
+
 function agent(maxSockets = Infinity) {
   return new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: 2048 });
 }
@@ -418,7 +426,8 @@ function xhrSend(target, p) {
     async setup() {
       for (let i = 0; i < p.sessions; i++) {
         const s = { sid: sessionId(), opened: false, stream: null };
-        s.stream = new Stream(target, s.sid, (line) => line[0] === 'o' && (s.opened = true), () => meter.errors++);
+        // Opened where sessions open (with a relay, at their owner); the sends go to `target`.
+        s.stream = new Stream(opener(target), s.sid, (line) => line[0] === 'o' && (s.opened = true), () => meter.errors++);
         sessions.push(s);
       }
       await until(() => sessions.every((s) => s.opened), 10000, 'xhr_streaming sessions to open');
@@ -530,7 +539,7 @@ function xhrPolling(target, p) {
   return roundTrips(p, {
     async open() {
       const sid = sessionId();
-      const { text } = await postAsync(target, `/echo/000/${sid}/xhr`, '');
+      const { text } = await postAsync(opener(target), `/echo/000/${sid}/xhr`, '');
       if (text !== 'o\n') throw new Error(`expected o, got ${text.slice(0, 40)}`);
       return sid;
     },
@@ -838,7 +847,7 @@ async function handle(message) {
       if (loads.has(key)) throw new Error(`load ${key} is already set up`);
       const make = LOADS[message.load.type];
       if (!make) throw new Error(`unknown load ${message.load.type}`);
-      const target = { port: message.port, agent: agent() };
+      const target = { port: message.port, openPort: message.openPort, agent: agent() };
       const entry = { target, load: make(target, message.load) };
       loads.set(key, entry);
       await entry.load.setup();

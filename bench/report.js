@@ -6,7 +6,7 @@
 const fs = require('fs');
 const path = require('path');
 
-const METRICS = ['rate', 'p50', 'p99', 'cpuPerOp', 'heapPerSession', 'rssPerSession'];
+const METRICS = ['rate', 'p50', 'p99', 'cpuPerOp', 'ownerCpuPerOp', 'heapPerSession', 'rssPerSession'];
 
 function median(values) {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
@@ -151,6 +151,26 @@ function markdown(results) {
     );
   }
   lines.push('');
+
+  const relayed = results.scenarios.filter((x) => x.kinds.relayed);
+  if (relayed.length > 0) {
+    lines.push('## Relay (`relay: true`): requests served by the owner, and relayed to it by another process');
+    lines.push('');
+    lines.push('Server CPU per operation in µs (relayed: both processes, and of that the owner), latency in ms. Redis\'s own CPU is not counted.');
+    lines.push('');
+    lines.push('| scenario | op | CPU by the owner | CPU relayed | of it the owner | relayed ÷ by the owner | p50 by the owner | p50 relayed | p99 by the owner | p99 relayed |');
+    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const s of relayed) {
+      const k = s.kinds;
+      // The ratios are ours ÷ relayed, per round: relayed ÷ ours is their inverse.
+      const r = s.ratios.relayed?.cpuPerOp;
+      const inverse = r ? { median: 1 / r.median, min: 1 / r.max, max: 1 / r.min } : null;
+      lines.push(
+        `| ${s.title} | ${s.op} | ${cell(k.ours?.cpuPerOp)} | ${cell(k.relayed?.cpuPerOp)} | ${cell(k.relayed?.ownerCpuPerOp)} | ${ratioCell(inverse)} | ${cell(k.ours?.p50)} | ${cell(k.relayed?.p50)} | ${cell(k.ours?.p99)} | ${cell(k.relayed?.p99)} |`,
+      );
+    }
+    lines.push('');
+  }
 
   lines.push('## Rate (operations/s) and latency (ms)');
   lines.push('');

@@ -115,6 +115,33 @@ function scenarios(mode, limits) {
     },
   );
 
+  // Relay: requests served by a process that does not own their session (`relay: true`, over a
+  // redis-server of the scenario's own), against the same requests served by the owner.
+  list.push(
+    {
+      id: 'relay-xhr-send',
+      title: 'xhr_send with relay: true, 10 sessions × 4 in flight, 32 B',
+      op: 'request',
+      measure: 'throughput',
+      needs: 'redis-server',
+      note: 'relayed: sent to a second process, which relays each to the owner over Redis; its CPU is both processes\' (Redis\'s own is not counted)',
+      kinds: ['ours', 'relayed'],
+      serverOptions: { relay: true },
+      load: () => bounded({ type: 'xhrSend', sessions: 10, size: 32, inflight: 4 }),
+    },
+    {
+      id: 'relay-xhr-polling',
+      title: 'xhr-polling round trip with relay: true, 100 sessions, 32 B',
+      op: 'round trip',
+      measure: 'throughput',
+      needs: 'redis-server',
+      note: 'relayed: every send and poll goes to a second process, which relays it to the owner over Redis',
+      kinds: ['ours', 'relayed'],
+      serverOptions: { relay: true },
+      load: () => bounded({ type: 'xhrPolling', sessions: 100, size: 32 }),
+    },
+  );
+
   // Fan-out: one message to n sessions, by server.broadcast() and by the application's loop.
   // sockjs has no broadcast(): its service loops in both. 10,000 sessions per server are more
   // than the generator holds for three servers at once, so that row runs them apart.

@@ -16,10 +16,18 @@
  *                       with a loop of `conn.write()` in the application
  *   `!sink...`          is dropped (the cost of receiving alone)
  *
+ * With the option `relay`, sockjs-rx runs with `relay: true` over a redis-server it starts (no
+ * persistence), or over `redisUrl`. The kind `relayed` is that too, and also starts a second
+ * server process on the same Redis, the owner: the load opens its sessions there (`ownerPort`)
+ * and sends every later request here, which relays it; `cpu` then counts both processes, and
+ * says the owner's share (`ownerCpu`).
+ *
  * It talks to the parent over IPC: `ready` with the port once listening, then answers
  * `cpu` (process.cpuUsage()), `mem` (memoryUsage() after a forced GC), `stats` (open connections)
  * and `exit` (a clean exit, so that --cpu-prof writes its profile).
  */
+const { fork, spawn } = require('child_process');
+const net = require('net');
 const http = require('http');
 const path = require('path');
 
@@ -77,14 +85,22 @@ function loadOurs() {
   return require(process.env.BENCH_OURS || path.join(__dirname, '..', 'dist'));
 }
 
+/** The relay's bus, with `relay`. */
+let bus = null;
+
 function serve(server) {
-  if (kind === 'ours' || kind === 'sockjs') {
-    const sockjs = kind === 'ours' ? loadOurs() : require('sockjs');
+  if (kind === 'ours' || kind === 'relayed' || kind === 'sockjs') {
+    const sockjs = kind === 'sockjs' ? require('sockjs') : loadOurs();
+    if (options.relay) {
+      const { redisBus } = require(path.join(process.env.BENCH_OURS || path.join(__dirname, '..', 'dist'), 'redis'));
+      bus = redisBus({ url: options.redisUrl, log: () => {} });
+    }
     service = sockjs.createServer({
       log: () => {},
       heartbeat_delay: options.heartbeat_delay ?? 25000,
       disconnect_delay: options.disconnect_delay ?? 5000,
       response_limit: options.response_limit ?? 128 * 1024,
+      ...(bus ? { bus, relay: true } : {}),
     });
     service.on('connection', sockjsEcho);
     service.installHandlers(server, { prefix: '/echo' });
@@ -200,11 +216,77 @@ function memory() {
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
 }
 
-function answer(message) {
+/** The redis-server and the owner this process started, with `relay`. */
+const started = { redis: null, owner: null };
+
+/** A port free on 127.0.0.1 now. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a redis-server with no persistence; resolves with its URL once it accepts connections. */
+async function startRedis() {
+  const port = await freePort();
+  started.redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => (socket.destroy(), resolve(true)));
+      socket.once('error', () => (socket.destroy(), resolve(false)));
+    });
+    if (up) return `redis://127.0.0.1:${port}`;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error('redis-server did not start');
+}
+
+/** Starts the owner: this server's code as kind `ours`, on the same Redis; resolves with its port. */
+function startOwner() {
+  const owner = fork(__filename, ['ours', JSON.stringify({ ...options, redisUrl: options.redisUrl })], { stdio: 'inherit', execArgv: ['--expose-gc'] });
+  started.owner = owner;
+  owner.pending = new Map();
+  owner.nextId = 1;
+  return new Promise((resolve, reject) => {
+    owner.once('exit', (code) => reject(new Error(`the owner exited (${code})`)));
+    owner.on('message', (message) => {
+      if (message.type === 'ready') return resolve(message.port);
+      const waiter = owner.pending.get(message.id);
+      owner.pending.delete(message.id);
+      waiter?.(message);
+    });
+  });
+}
+
+/** What the owner answers to `cmd`. */
+function askOwner(cmd) {
+  const owner = started.owner;
+  return new Promise((resolve) => {
+    const id = owner.nextId++;
+    owner.pending.set(id, resolve);
+    owner.send({ id, cmd });
+  });
+}
+
+function stopStarted() {
+  started.owner?.kill('SIGKILL');
+  started.redis?.kill('SIGKILL');
+}
+process.on('exit', stopStarted);
+
+async function answer(message) {
   switch (message.cmd) {
     case 'cpu': {
+      const ownerCpu = started.owner ? (await askOwner('cpu')).cpu : undefined;
       const cpu = process.cpuUsage();
-      return { cpu: cpu.user + cpu.system, at: Number(process.hrtime.bigint() / 1000n) };
+      const own = cpu.user + cpu.system;
+      return { cpu: own + (ownerCpu ?? 0), ownerCpu, at: Number(process.hrtime.bigint() / 1000n) };
     }
     case 'mem':
       return { mem: memory() };
@@ -217,17 +299,27 @@ function answer(message) {
 
 process.on('message', (message) => {
   if (message.cmd === 'exit') {
+    stopStarted();
     process.send({ id: message.id }, () => process.exit(0));
     return;
   }
-  process.send({ id: message.id, ...answer(message) });
+  answer(message).then((reply) => process.send({ id: message.id, ...reply }));
 });
 // The parent going away ends the server too: no strays.
 process.on('disconnect', () => process.exit(0));
 
-const server = http.createServer();
-server.keepAliveTimeout = 60000;
-serve(server);
-server.listen(0, '127.0.0.1', () => {
-  process.send({ type: 'ready', port: server.address().port, pid: process.pid });
+(async () => {
+  if (options.relay && !options.redisUrl) options.redisUrl = await startRedis();
+  const ownerPort = kind === 'relayed' ? await startOwner() : undefined;
+  const server = http.createServer();
+  server.keepAliveTimeout = 60000;
+  serve(server);
+  if (bus) await bus.ready();
+  server.listen(0, '127.0.0.1', () => {
+    process.send({ type: 'ready', port: server.address().port, ownerPort, pid: process.pid });
+  });
+})().catch((err) => {
+  console.error(`bench server ${kind}: ${err.stack || err}`);
+  stopStarted();
+  process.exit(1);
 });
