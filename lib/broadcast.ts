@@ -60,6 +60,7 @@ export function localBus(): RelayBus {
     listening: async (address) => inboxes.has(address),
     // Nothing delivered within one process is ever lost.
     interruptions: () => NEVER,
+    claimsLost: () => NEVER,
   };
 }
 

@@ -185,9 +185,10 @@ export class Endpoint {
     // Each session is closed as if by its application: pending polls and open streams get the
     // close frame, websockets a close frame, and every connection its close event.
     for (const session of [...this.#connected]) session.post({ type: 'close', key: session.key, why: CLOSE_REASONS.SHUTTING_DOWN });
+    // Relayed responses get the same close frame, before their requests are torn down below.
+    this.#relay?.close();
     this.#http$.complete();
     this.#subscription.unsubscribe();
-    this.#relay?.close();
   }
 
   #route(req: IncomingMessage): Route {

@@ -129,6 +129,13 @@ const RENEW_BATCH = 1000;
 /** How long a claim waits for its process's relay channel to be subscribed. */
 const CONFIRM_WAIT_MS = 5000;
 
+/**
+ * How long a relay command may wait for Redis's answer before the request it serves is answered
+ * without it (503, or the close frame): Redis hung rather than gone. Relayed messages carry the
+ * same deadline, and the owner drops one that comes later.
+ */
+export const RELAY_TIMEOUT_MS = 2000;
+
 /** The part of a node-redis client this bus uses. */
 interface PubSubClient {
   /** Connected or connecting (node-redis reconnects while this holds). */
@@ -290,7 +297,7 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
 
   /** Outages of the subscribing connection, during which what was published to this process may have been lost. */
   const interruptions = new Subject<void>();
-  const connect = (role: string, interrupted?: () => void): PubSubClient => {
+  const connect = (role: string, interrupted?: () => void, back?: () => void): PubSubClient => {
     const client: PubSubClient = createClient(clientOptions);
     // node-redis emits `error` on every failed reconnection attempt; one line per outage is enough.
     let failing = false;
@@ -311,6 +318,7 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
     client.on('reconnecting', lost);
     client.on('ready', () => {
       if (failing) log('info', `sockjs-rx/redis: ${role} connection is back`);
+      if (down) back?.();
       failing = false;
       down = false;
     });
@@ -319,7 +327,9 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
   /** Set by close(), once; from then on nothing is sent and failures of what was under way are expected. */
   let closed = false;
   let closing: Promise<void> | null = null;
-  const publisher = connect('publish');
+  // Back after an outage, the claims held here are asserted again at once (Redis may have lost
+  // them, restarted without persistence, or let them expire while it hung).
+  const publisher = connect('publish', undefined, () => renew());
   const subscriber = connect('subscribe', () => interruptions.next());
   // connect() settles only when the connection is up or node-redis gives up.
   const connected = Promise.all([publisher.connect(), subscriber.connect()]).then(() => undefined);
@@ -505,10 +515,10 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
    * the bus makes its first connection, which it waits for (up to CONFIRM_WAIT_MS), so that a
    * process that has just started does not refuse its first requests.
    */
-  const now = <T>(what: string, command: () => Promise<T>): Promise<T> => {
+  const now = <T>(what: string, command: () => Promise<T>, late?: (value: T) => void): Promise<T> => {
     if (closed) return Promise.reject(new Error(`sockjs-rx/redis: ${what} after close()`));
     // Both ways must work: what is relayed is answered on the subscriber.
-    if (publisher.isReady && subscriber.isReady) return command();
+    if (publisher.isReady && subscriber.isReady) return within(what, command(), late);
     if (everReady) return Promise.reject(new Error(`sockjs-rx/redis: ${what}: Redis is not reachable`));
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`sockjs-rx/redis: ${what}: Redis is not reachable yet`)), CONFIRM_WAIT_MS);
@@ -522,8 +532,35 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
           reject(error instanceof Error ? error : new Error(String(error)));
         },
       );
-    }).then(() => now(what, command));
+    }).then(() => now(what, command, late));
   };
+
+  /**
+   * `promise`, or a rejection once RELAY_TIMEOUT_MS have passed without its answer (Redis hung,
+   * not down); an answer that comes after that goes to `late`.
+   */
+  const within = <T>(what: string, promise: Promise<T>, late?: (value: T) => void): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      let gaveUp = false;
+      const timer = setTimeout(() => {
+        gaveUp = true;
+        reject(new Error(`sockjs-rx/redis: ${what}: no answer from Redis in ${RELAY_TIMEOUT_MS} ms`));
+      }, RELAY_TIMEOUT_MS);
+      promise.then(
+        (value) => {
+          clearTimeout(timer);
+          if (gaveUp) late?.(value);
+          else resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
+
+  /** Claims another process took while Redis could not be reached (or lost them all, restarted). */
+  const lostClaims = new Subject<{ readonly session: string; readonly address: string }>();
 
   const renew = (): void => {
     if (!publisher.isReady) return;
@@ -539,8 +576,11 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
         publisher.eval(RENEW, { keys: batch, arguments: [address, String(claimTtl)] }).then(
           (lost) => {
             if (!Array.isArray(lost) || lost.length === 0) return;
-            log('error', `sockjs-rx/redis: ${count(lost.length)} session claims were taken by another process while Redis could not be reached: ${lost.slice(0, 3).join(', ')}${lost.length > 3 ? ', …' : ''}`);
-            for (const key of lost) claims.delete(String(key));
+            log('error', `sockjs-rx/redis: ${count(lost.length)} session claims were taken by another process while Redis could not be reached: ${lost.slice(0, 3).join(', ')}${lost.length > 3 ? ', …' : ''}; their sessions here are closed`);
+            for (const key of lost) {
+              claims.delete(String(key));
+              lostClaims.next({ session: String(key).slice(sessionKey('').length), address });
+            }
           },
           (error: unknown) => {
             if (!closed) log('error', `sockjs-rx/redis: renewing session claims failed: ${errorText(error)}`);
@@ -562,6 +602,14 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
     }
   };
 
+  /** Deletes `key` if `address` holds it; one that cannot be deleted now expires within claim_ttl. */
+  const unclaim = (key: string, address: string): void => {
+    if (closed || !publisher.isReady) return;
+    publisher.eval(RELEASE, { keys: [key], arguments: [address] }).catch((error: unknown) => {
+      if (!closed) log('error', `sockjs-rx/redis: releasing ${key} failed: ${errorText(error)}`);
+    });
+  };
+
   const claimed = (key: string, address: string): void => {
     claims.set(key, address);
     if (renewal === null) {
@@ -579,18 +627,24 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
   };
 
   return {
-    claim: (session, address) =>
-      now('claim', async () => {
-        // A session is claimed only once what is relayed to its owner can arrive.
-        await confirmed(relayChannel(address));
-        const key = sessionKey(session);
-        const owner = await publisher.eval(CLAIM, { keys: [key], arguments: [address, String(claimTtl)] });
-        if (owner === null || owner === undefined) {
-          claimed(key, address);
-          return null;
-        }
-        return String(owner);
-      }),
+    claim: async (session, address) => {
+      // A session is claimed only once what is relayed to its owner can arrive.
+      await confirmed(relayChannel(address));
+      const key = sessionKey(session);
+      const owner = await now(
+        'claim',
+        () => publisher.eval(CLAIM, { keys: [key], arguments: [address, String(claimTtl)] }),
+        // Made after the caller gave up on it (Redis hung): undone, since no session opened.
+        (late) => {
+          if (late === null || late === undefined) unclaim(key, address);
+        },
+      );
+      if (owner === null || owner === undefined) {
+        claimed(key, address);
+        return null;
+      }
+      return String(owner);
+    },
 
     owner: (session) =>
       now('owner', async () => {
@@ -602,11 +656,7 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
       const key = sessionKey(session);
       if (claims.get(key) !== address) return;
       released(key);
-      if (closed || !publisher.isReady) return;
-      publisher.eval(RELEASE, { keys: [key], arguments: [address] }).catch((error: unknown) => {
-        // The claim expires by itself within claim_ttl.
-        if (!closed) log('error', `sockjs-rx/redis: releasing ${key} failed: ${errorText(error)}`);
-      });
+      unclaim(key, address);
     },
 
     deliver: (address, message) =>
@@ -624,6 +674,8 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
     inbox: (address) => messages(relayChannel(address)),
 
     interruptions: () => interruptions.asObservable(),
+
+    claimsLost: () => lostClaims.asObservable(),
 
     listening: (address) =>
       now('listening', async () => {

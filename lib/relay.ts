@@ -47,20 +47,29 @@ export interface RelayBus extends BroadcastBus {
   listening(address: string): Promise<boolean>;
   /** Emits whenever what was delivered to this process's inboxes may have been lost (its connection to the bus went down). */
   interruptions(): Observable<void>;
+  /**
+   * Claims of `address` the bus found held by another address when it asserted them again
+   * (after an outage in which it lost them, or they expired): that session is no longer this
+   * process's to serve.
+   */
+  claimsLost(): Observable<{ readonly session: string; readonly address: string }>;
 }
 
 export function isRelayBus(bus: BroadcastBus): bus is RelayBus {
   const relay = bus as Partial<RelayBus>;
-  return ['claim', 'owner', 'release', 'deliver', 'inbox', 'listening', 'interruptions'].every((name) => typeof relay[name as keyof RelayBus] === 'function');
+  return ['claim', 'owner', 'release', 'deliver', 'inbox', 'listening', 'interruptions', 'claimsLost'].every((name) => typeof relay[name as keyof RelayBus] === 'function');
 }
 
-/** To the owner of a session. */
+/**
+ * To the owner of a session. An attach or a send carries its deadline `d` (ms since the epoch):
+ * the process that relays it has answered its request by then, so the owner drops it after.
+ */
 type ToOwner =
   /** Receiver `r` of process `f` is a `p` (protocol) response with query `q`. */
-  | { readonly t: 'attach'; readonly s: string; readonly r: number; readonly f: string; readonly p: string; readonly q: string }
+  | { readonly t: 'attach'; readonly s: string; readonly r: number; readonly f: string; readonly p: string; readonly q: string; readonly d: number }
   | { readonly t: 'detach'; readonly s: string; readonly r: number; readonly f: string; readonly why: CloseReason }
   /** Send `q` of process `f` carries messages `m`. */
-  | { readonly t: 'send'; readonly s: string; readonly q: number; readonly f: string; readonly m: readonly string[] };
+  | { readonly t: 'send'; readonly s: string; readonly q: number; readonly f: string; readonly m: readonly string[]; readonly d: number };
 
 /** From the owner `o` of session `s`, to the process that relays. */
 type ToRelay =
@@ -74,6 +83,20 @@ const WATCH_MS = 1000;
 
 /** How often one receiving request looks for its session's owner before it gives up. */
 const MAX_LOCATES = 3;
+
+/**
+ * How long an attach or a send may take to reach its owner: as long as a relay command may wait
+ * for Redis (`RELAY_TIMEOUT_MS` of sockjs-rx/redis), after which its request has been answered.
+ */
+const DELIVERY_DEADLINE_MS = 2000;
+
+/**
+ * A message that reached no one is sent again this many times, this far apart, before its owner
+ * is taken to be gone: an owner whose connection to the bus has just come back listens again
+ * within moments.
+ */
+const REDELIVERIES = 4;
+const REDELIVERY_MS = 250;
 
 /** The receiving transports, by protocol name, for the owner to wrap frames as the relay's response does. */
 const RECEIVING = new Map<string, ReceivingTransport>();
@@ -137,7 +160,8 @@ export class Relay {
     private readonly context: RelayContext,
   ) {
     const interrupted$ = bus.interruptions().pipe(mergeMap(() => this.#interrupted()));
-    this.events$ = merge(bus.inbox(this.address).pipe(mergeMap((text) => this.#received(text))), this.#lostProxies, interrupted$);
+    const taken$ = bus.claimsLost().pipe(mergeMap(({ session, address }) => this.#taken(session, address)));
+    this.events$ = merge(bus.inbox(this.address).pipe(mergeMap((text) => this.#received(text))), this.#lostProxies, interrupted$, taken$);
   }
 
   /** Whether `session` was opened here and has not ended. */
@@ -196,7 +220,7 @@ export class Relay {
         this.#relayed.set(receiver.id, entry);
         this.#watchOwners();
         const query = splitQuery(event.request?.url);
-        this.#deliver(owner, { t: 'attach', s: session, r: receiver.id, f: this.address, p: receiver.protocol, q: query }, () => this.#lost(receiver.id));
+        this.#deliver(owner, { t: 'attach', s: session, r: receiver.id, f: this.address, p: receiver.protocol, q: query, d: Date.now() + DELIVERY_DEADLINE_MS }, () => this.#lost(receiver.id));
       };
 
       /** The response's client went away (or the endpoint closes): the owner's session hears it as from a local one. */
@@ -359,7 +383,7 @@ export class Relay {
     const q = ++this.#sendCount;
     this.#sends.set(q, { owner, reply });
     this.#watchOwners();
-    this.#deliver(owner, { t: 'send', s: session, q, f: this.address, m: messages }, (delivered) => {
+    this.#deliver(owner, { t: 'send', s: session, q, f: this.address, m: messages, d: Date.now() + DELIVERY_DEADLINE_MS }, (delivered) => {
       if (!this.#sends.delete(q)) return;
       if (delivered === false) reply.unknownSession();
       else reply.unavailable();
@@ -373,18 +397,41 @@ export class Relay {
    */
   #interrupted(): Observable<never> {
     if (this.#relayed.size + this.#sends.size > 0) this.context.log('error', `sockjs-rx relay: the bus was interrupted: ${this.#relayed.size} relayed response(s) and ${this.#sends.size} send(s) ended`);
-    this.close();
+    this.#endRelayed();
     return EMPTY;
   }
 
-  /** Ends what is relayed: receivers here get a close frame, sends 503. */
-  close(): void {
-    for (const id of [...this.#relayed.keys()]) this.#lost(id);
+  /**
+   * A session of this endpoint whose claim another process holds now (it was lost while the bus
+   * could not be reached): both would serve it, so this one closes its own, which its clients
+   * hear as `1011 "Session unreachable"`.
+   */
+  #taken(name: string, address: string): Observable<SessionEvent> {
+    const prefix = `${this.prefix}/`;
+    if (address !== this.address || !name.startsWith(prefix)) return EMPTY;
+    const session = name.slice(prefix.length);
+    if (!this.#owned.delete(session)) return EMPTY;
+    return of({ type: 'close', key: session, why: CLOSE_REASONS.SESSION_UNREACHABLE });
+  }
+
+  /** Ends what is relayed from here: receivers get the close frame of `why`, sends 503. */
+  #endRelayed(why: CloseReason = CLOSE_REASONS.SESSION_UNREACHABLE): void {
+    for (const id of [...this.#relayed.keys()]) this.#lost(id, why);
     for (const [q, pending] of [...this.#sends]) {
       this.#sends.delete(q);
-      pending.reply.unavailable();
+      this.#safely('a send at close', () => pending.reply.unavailable());
     }
     this.#unwatch();
+  }
+
+  /**
+   * The endpoint closes: what it relays ends as its own sessions do, with 1001 "Server shutting
+   * down" (their owners hear the same, and close those sessions with it), and the claims of its
+   * sessions go, so that the other processes do not relay to an endpoint that is gone.
+   */
+  close(): void {
+    this.#endRelayed(CLOSE_REASONS.SHUTTING_DOWN);
+    for (const session of [...this.#owned]) this.ended(session);
   }
 
   #name(session: string): string {
@@ -392,7 +439,7 @@ export class Relay {
   }
 
   /** Sends one message; `failed` hears of it when it was not delivered (false: no one listens there). */
-  #deliver(address: string, message: ToOwner | ToRelay, failed: (delivered: false | null) => void): void {
+  #deliver(address: string, message: ToOwner | ToRelay, failed: (delivered: false | null) => void, attempt = 0): void {
     let text: string;
     try {
       text = JSON.stringify(message);
@@ -409,7 +456,16 @@ export class Relay {
     }
     delivered.then(
       (delivered) => {
-        if (!delivered) this.#safely(`a ${message.t} no one took`, () => failed(false));
+        if (delivered) return;
+        // A request to an owner that may be coming back goes again, while its deadline allows;
+        // a frame from the owner does not (its response's process is gone, or will be told).
+        const deadline = 'd' in message ? message.d : 0;
+        if (attempt < REDELIVERIES && Date.now() + REDELIVERY_MS < deadline) {
+          const again = setTimeout(() => this.#deliver(address, message, failed, attempt + 1), REDELIVERY_MS);
+          again.unref?.();
+          return;
+        }
+        this.#safely(`a ${message.t} no one took`, () => failed(false));
       },
       (error: unknown) => {
         this.context.log('error', `sockjs-rx relay: ${message.t} to ${address} failed: ${errorText(error)}`);
@@ -444,10 +500,14 @@ export class Relay {
   }
 
   /** A relayed receiver here whose owner cannot be reached: its client gets the close frame. */
-  #lost(id: number): void {
+  #lost(id: number, why: CloseReason = CLOSE_REASONS.SESSION_UNREACHABLE): void {
     const relayed = this.#relayed.get(id);
     if (!relayed) return;
-    end(relayed.receiver, CLOSE_REASONS.SESSION_UNREACHABLE);
+    // Shut down here, the owner still has the session: it hears why its receiver went.
+    if (why !== CLOSE_REASONS.SESSION_UNREACHABLE) {
+      this.#deliver(relayed.owner, { t: 'detach', s: relayed.key, r: id, f: this.address, why }, () => undefined);
+    }
+    this.#safely('ending a relayed response', () => end(relayed.receiver, why));
     relayed.done();
   }
 
@@ -499,6 +559,7 @@ export class Relay {
         return EMPTY;
       }
       case 'attach':
+        if (this.#late(message)) return EMPTY;
         return this.#attach(message);
       case 'detach': {
         const proxy = this.#proxies.get(`${message.f} ${message.r}`);
@@ -507,6 +568,7 @@ export class Relay {
         return of({ type: 'detach', key: message.s, receiverId: proxy.id, why: message.why ?? CLOSE_REASONS.INTERRUPTED });
       }
       case 'send': {
+        if (this.#late(message)) return EMPTY;
         const { f, q } = message;
         const answer = (ok: boolean) => this.#deliver(f, { t: 'reply', q, ok }, () => undefined);
         if (!this.#owned.has(message.s)) {
@@ -520,6 +582,18 @@ export class Relay {
         this.context.log('error', `sockjs-rx relay: a message of unknown type: ${text.slice(0, 80)}`);
         return EMPTY;
     }
+  }
+
+  /**
+   * Whether an attach or a send came after its deadline: its request has been answered already
+   * (503, or the close frame), so its messages must not reach the application now. Logged.
+   */
+  #late(message: Extract<ToOwner, { t: 'attach' | 'send' }>): boolean {
+    const late = Date.now() - message.d;
+    if (late <= 0) return false;
+    const what = message.t === 'send' ? `a send of ${message.m.length} message(s)` : 'a receiving request';
+    this.context.log('error', `sockjs-rx relay: ${what} for session ${JSON.stringify(message.s)} came ${late} ms after its deadline, its request answered already: dropped`);
+    return true;
   }
 
   /** A receiver of another process for a session here: its frames go back over the bus. */

@@ -263,6 +263,7 @@ describe('relay: true over a localBus that fails', () => {
       deliver: guard(bus.deliver),
       listening: guard(bus.listening),
       interruptions: bus.interruptions,
+      claimsLost: bus.claimsLost,
     });
   }
 
@@ -412,3 +413,143 @@ async function retrying<T>(attempt: () => Promise<T>, wanted: T): Promise<T> {
   }
   return got;
 }
+
+it('drops a send that reaches its owner after its deadline, when its request has been answered 503 already', async () => {
+  const bus = localBus();
+  const logs: string[] = [];
+  // A bus that takes a send's PUBLISH and answers it only after the relaying side gave up
+  // (2 s), as a hung Redis does; the message arrives at 2.5 s.
+  const hung: RelayBus = Object.assign(Object.create(bus) as RelayBus, {
+    deliver: (address: string, message: string) =>
+      message.startsWith('{"t":"send"')
+        ? new Promise<boolean>((_resolve, reject) => {
+            setTimeout(() => reject(new Error('no answer from Redis in 2000 ms')), 2000);
+            setTimeout(() => void bus.deliver(address, message), 2500);
+          })
+        : bus.deliver(address, message),
+  });
+  const [a, b] = await three(() => hung, { log: (severity: string, line: string) => severity === 'error' && logs.push(line) });
+  const session = `/echo/000/${randomUUID()}`;
+  expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
+  const seen: string[] = [];
+  a!.connections[0]!.on('data', (m: string) => seen.push(m));
+  const sent = RawResponse.start(b!.port, { method: 'POST', path: `${session}/xhr_send`, body: '["late"]' });
+  expect((await sent.head(5000)).status).toBe(503);
+  await eventually(() => logs.some((line) => line.includes('after its deadline')), 3000, 'the late send to be dropped');
+  expect(seen).toEqual([]);
+}, 10_000);
+
+describe('relay: true, when clients and servers go away mid-relay', () => {
+  it('opens nothing for a client that left while its session was looked up, new or relayed', async () => {
+    const bus = localBus();
+    // Lookups that take 150 ms, as over a slow bus.
+    const slow: RelayBus = Object.assign(Object.create(bus) as RelayBus, {
+      claim: (session: string, address: string) => new Promise<string | null>((resolve) => setTimeout(() => resolve(bus.claim(session, address)), 150)),
+    });
+    const [a, b] = await three(() => slow);
+    const owned = `/echo/000/${randomUUID()}`;
+    expect(await (await post(a!, `${owned}/xhr`)).body()).toBe('o\n');
+    const fresh = randomUUID();
+    for (const path of [`/echo/000/${fresh}/xhr_streaming`, `${owned}/xhr_streaming`]) {
+      const left = RawResponse.start(b!.port, { method: 'POST', path, body: '' });
+      await eventually(() => b!.requests.length > 0, 2000, 'the request');
+      left.destroy();
+      b!.requests.length = 0;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // The new session never opened, and its claim went; the relayed stream never attached, so
+    // the owner's session still waits for a receiver (another poll is answered, not refused).
+    expect(b!.sockjs.sessionCount).toBe(0);
+    expect(await bus.owner(`/echo/${fresh}`)).toBeNull();
+    expect((await post(a!, `${owned}/xhr_send`, '["x"]')).status).toBe(204);
+    expect(await (await post(b!, `${owned}/xhr`)).body()).toBe('a["x"]\n');
+  });
+
+  it('releases the claims of a server that closes, so its sessions are not relayed to it any more', async () => {
+    const bus = localBus();
+    const [a, b] = await three(() => bus);
+    const id = randomUUID();
+    expect(await (await post(a!, `/echo/000/${id}/xhr`)).body()).toBe('o\n');
+    expect(await bus.owner(`/echo/${id}`)).not.toBeNull();
+    a!.sockjs.close();
+    expect(await bus.owner(`/echo/${id}`)).toBeNull();
+    // The id is free: a poll elsewhere opens a new session, as after a local session's end.
+    expect(await (await post(b!, `/echo/000/${id}/xhr`)).body()).toBe('o\n');
+  });
+
+  it('gives the responses a closing server relays the close frame its own get, and their owner closes the session with it', async () => {
+    const bus = localBus();
+    const [a, b] = await three(() => bus);
+    const session = `/echo/000/${randomUUID()}`;
+    expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
+    const connection = a!.connections[0]!;
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => connection.closed$.subscribe(resolve));
+    const stream = await post(b!, `${session}/xhr_streaming`);
+    await stream.nextChunk();
+    b!.sockjs.close();
+    expect(await stream.nextChunk()).toBe('c[1001,"Server shutting down"]\n');
+    expect(await closed).toEqual({ code: 1001, reason: 'Server shutting down' });
+  });
+});
+
+(redisTools.run ? describe : describe.skip)('relay: true over Redis, when Redis hangs or loses claims', () => {
+  it('answers a relayed send 503 when Redis does not answer in 2 s, and relays again once it does', async () => {
+    const server = await startRedisServer(redisTools.paths!['redis-server']);
+    try {
+      const [a, b] = await three(() => {
+        const bus = redisBus({ url: server.url, log: () => undefined });
+        buses.push(bus);
+        return bus;
+      });
+      const session = `/echo/000/${randomUUID()}`;
+      expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
+      const seen: string[] = [];
+      a!.connections[0]!.on('data', (m: string) => seen.push(m));
+      process.kill(server.pid, 'SIGSTOP');
+      let resumed = false;
+      try {
+        const started = Date.now();
+        const sent = RawResponse.start(b!.port, { method: 'POST', path: `${session}/xhr_send`, body: '["while hung"]' });
+        expect((await sent.head(5000)).status).toBe(503);
+        expect(Date.now() - started).toBeLessThan(4000);
+        // The lookup of the owner timed out: the send was never relayed, and never reaches it.
+        process.kill(server.pid, 'SIGCONT');
+        resumed = true;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        expect(seen).toEqual([]);
+        expect(await retrying(async () => (await post(b!, `${session}/xhr_send`, '["after"]')).status, 204)).toBe(204);
+        await eventually(() => seen.length > 0, 3000, 'the message sent after');
+        expect(seen).toEqual(['after']);
+      } finally {
+        if (!resumed) process.kill(server.pid, 'SIGCONT');
+      }
+    } finally {
+      for (const s of servers.splice(0)) await s.close();
+      await Promise.all(buses.splice(0).map((bus) => bus.close()));
+      await server.stop();
+    }
+  }, 30_000);
+
+  it('closes its copy of a session whose claim another process holds now, with 1011', async () => {
+    const { createClient } = await import('redis');
+    const inspector = createClient({ url: redis!.url });
+    await inspector.connect();
+    try {
+      const [a] = await three(() => {
+        const bus = redisBus({ url: redis!.url, log: () => undefined, claim_ttl: 300 });
+        buses.push(bus);
+        return bus;
+      });
+      const id = randomUUID();
+      expect(await (await post(a!, `/echo/000/${id}/xhr`)).body()).toBe('o\n');
+      const closed = new Promise<{ code: number; reason: string }>((resolve) => a!.connections[0]!.closed$.subscribe(resolve));
+      // As if Redis had lost the claim and another process had claimed the id meanwhile.
+      await inspector.set(`sockjs-rx:session:/echo/${id}`, 'another-process');
+      expect(await closed).toEqual({ code: 1011, reason: 'Session unreachable' });
+      expect(await (await post(a!, `/echo/000/${id}/xhr`)).body()).toBe('c[1011,"Session unreachable"]\n');
+      expect(await inspector.get(`sockjs-rx:session:/echo/${id}`)).toBe('another-process');
+    } finally {
+      await inspector.close();
+    }
+  });
+});

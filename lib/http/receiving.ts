@@ -50,6 +50,12 @@ export function receiving(req: IncomingMessage, res: ServerResponse, transport: 
     headers['Content-Type'] = transport.contentType;
     const receiver = new ResponseReceiver(context.nextId(), key, transport, framer.wrap, context.responseLimit, res, headers);
     const start = () => {
+      // A client gone before this response's turn (or while a relay looked for its session's
+      // owner) has closed it already, and its `close` has fired: it is not attached.
+      if (res.destroyed || req.socket.destroyed) {
+        subscriber.complete();
+        return;
+      }
       // A stream's headers and prelude go out at once; a poll's wait for its one frame.
       if (transport.streaming) {
         res.writeHead(200, headers);
