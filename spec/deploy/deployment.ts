@@ -127,10 +127,10 @@ export interface PageSession {
 }
 
 /**
- * Runs one /whoami session in the page over `transport`: six messages one after the other,
+ * Runs one /whoami session in the page over `transport`: `count` messages one after the other,
  * each sent once the answer to the one before has come, then a close.
  */
-export function pageSession(page: Page, transport: string): Promise<PageSession> {
+export function pageSession(page: Page, transport: string, count = 6): Promise<PageSession> {
   return page.evaluate<PageSession>(`new Promise(function (resolve) {
     var sock = new SockJS('/whoami', null, { transports: [${JSON.stringify(transport)}] });
     var answers = [];
@@ -140,25 +140,37 @@ export function pageSession(page: Page, transport: string): Promise<PageSession>
       sock.onclose = null;
       sock.close();
     };
-    var timer = setTimeout(function () { done('timed out'); }, 15000);
+    var timer = setTimeout(function () { done('timed out'); }, 30000);
     sock.onopen = function () { sock.send('m0'); };
     sock.onmessage = function (e) {
       answers.push(e.data);
-      if (answers.length < 6) sock.send('m' + answers.length);
+      if (answers.length < ${count}) sock.send('m' + answers.length);
       else done(null);
     };
     sock.onclose = function (e) { done(e.code + ' ' + e.reason); };
   })`);
 }
 
-/** Checks what a page session saw: six answers in order, all from one worker; returns the worker. */
-export function expectOneWorker(seen: PageSession, transport: string): string {
-  expect({ transport: seen.transport, closed: seen.closed, count: seen.answers.length }).toEqual({ transport, closed: null, count: 6 });
+/** Checks what a page session saw: `count` answers in order, all from one worker; returns the worker. */
+export function expectOneWorker(seen: PageSession, transport: string, count = 6): string {
+  expect({ transport: seen.transport, closed: seen.closed, count: seen.answers.length }).toEqual({ transport, closed: null, count });
   const answers = seen.answers.map(parseWhoami);
-  expect(answers.map((a) => a.message)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+  expect(answers.map((a) => a.message)).toEqual(Array.from({ length: count }, (_, i) => `m${i}`));
   const worker = answers[0]!.worker;
-  expect(answers.map((a) => a.worker)).toEqual(Array(6).fill(worker));
+  expect(answers.map((a) => a.worker)).toEqual(Array(count).fill(worker));
   return worker;
+}
+
+/**
+ * A page session over `transport` through a balancer without affinity: 50 messages echoed in
+ * order by one owner, and (over HTTP) the session's requests served by every worker.
+ */
+export async function expectRelayedPageSession(page: Page, transport: string, deployment: Deployment): Promise<void> {
+  const before = await servedBy(deployment);
+  expectOneWorker(await pageSession(page, transport, 50), transport, 50);
+  if (transport === 'websocket') return;
+  const after = await servedBy(deployment);
+  for (const [i, n] of after.entries()) expect({ worker: i, served: n - before[i]! > 0 }).toEqual({ worker: i, served: true });
 }
 
 /** The ids of the processes whose parent is `pid`. */

@@ -25,6 +25,7 @@ import {
   type Deployment,
   expectLauncherStopsEverything,
   expectOneWorker,
+  expectRelayedPageSession,
   expectSessionsOnOneWorkerEach,
   expectStreamNotHeldBack,
   getText,
@@ -477,13 +478,17 @@ const SETTLE_MS = 300;
       });
 
       (skipped ? it.skip : it).each(BROWSER_TRANSPORTS)(
-        'keeps a session over %s on one worker for its whole life',
+        affinity === 'none' ? 'serves a session over %s from every worker, 50 messages echoed in order by its owner' : 'keeps a session over %s on one worker for its whole life',
         async (transport) => {
           // A fresh context for each transport: no cookie from an earlier session.
           const context = await browser.newContext();
           try {
             const page = await context.newPage();
             await page.goto(`${deployment.url}/`, { timeout: 10_000 });
+            if (affinity === 'none') {
+              await expectRelayedPageSession(page, transport, deployment);
+              return;
+            }
             const seen = await pageSession(page, transport);
             const worker = expectOneWorker(seen, transport);
             // Over HTTP the browser kept the cookie HAProxy set, naming the worker of the session.

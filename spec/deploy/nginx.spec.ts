@@ -22,6 +22,7 @@ import {
   type Deployment,
   expectLauncherStopsEverything,
   expectOneWorker,
+  expectRelayedPageSession,
   expectSessionsOnOneWorkerEach,
   expectStreamNotHeldBack,
   launcher,
@@ -134,13 +135,14 @@ const tools = suiteNeeding('nginx suite', findCommands({ nginx: 'nginx', 'redis-
     });
 
     (skipped ? it.skip : it).each(BROWSER_TRANSPORTS)(
-      'keeps a session over %s on one worker for its whole life',
+      affinity === 'none' ? 'serves a session over %s from every worker, 50 messages echoed in order by its owner' : 'keeps a session over %s on one worker for its whole life',
       async (transport) => {
         const context = await browser.newContext();
         try {
           const page = await context.newPage();
           await page.goto(`${deployment.url}/`, { timeout: 10_000 });
-          expectOneWorker(await pageSession(page, transport), transport);
+          if (affinity === 'none') await expectRelayedPageSession(page, transport, deployment);
+          else expectOneWorker(await pageSession(page, transport), transport);
         } finally {
           await context.close();
         }
@@ -149,7 +151,8 @@ const tools = suiteNeeding('nginx suite', findCommands({ nginx: 'nginx', 'redis-
     );
   });
 
-  (affinity === 'url' ? it : it.skip)(
+  // The launcher is one: it is run once, in the first of the two deployments.
+  if (affinity === 'url') it(
     'has a launcher that stops nginx, the workers and the redis-server it started on SIGTERM, leaving no process behind',
     async () => {
       // redis-server, 3 workers and nginx's master process.
