@@ -13,7 +13,7 @@ import { RawResponse } from './helpers/raw-http';
 import { echoServer, type EchoServer, eventually } from './helpers/server';
 import { type Connection, createServer, localBus } from '../lib';
 import type { RelayBus } from '../lib/relay';
-import { type RedisBus, redisBus } from '../lib/redis';
+import { type RedisBus, redisBus, type RedisBusOptions } from '../lib/redis';
 
 const redisTools = suiteNeeding('relay over Redis', findCommands({ 'redis-server': 'redis-server' }));
 
@@ -61,13 +61,25 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-/** A bus of its own for each server, on the test's redis-server. */
-function redisBuses(): (n: number) => RedisBus {
+/** A bus of its own for each server, on the redis-server at `url` (the test's by default). */
+function redisBuses(url = redis!.url, options: RedisBusOptions = {}): (n: number) => RedisBus {
   return () => {
-    const bus = redisBus({ url: redis!.url, log: () => undefined });
+    const bus = redisBus({ url, log: () => undefined, ...options });
     buses.push(bus);
     return bus;
   };
+}
+
+/** Runs `check` with a client of the test's redis-server of its own, to look at the keys. */
+async function inspecting(check: (inspector: { get(key: string): Promise<string | null>; set(key: string, value: string): Promise<unknown>; pTTL(key: string): Promise<number> }) => Promise<void>): Promise<void> {
+  const { createClient } = await import('redis');
+  const inspector = createClient({ url: redis!.url });
+  await inspector.connect();
+  try {
+    await check(inspector);
+  } finally {
+    await inspector.close();
+  }
 }
 
 /** One localBus shared by the three servers. */
@@ -320,11 +332,7 @@ describe('relay: true over a localBus that fails', () => {
   it('fails relayed requests at once while Redis is down, serves local sessions, and relays again once it is back', async () => {
     const server = await startRedisServer(redisTools.paths!['redis-server']);
     try {
-      const [a, b, c] = await three(() => {
-        const bus = redisBus({ url: server.url, log: () => undefined });
-        buses.push(bus);
-        return bus;
-      });
+      const [a, b, c] = await three(redisBuses(server.url));
       const session = `/echo/000/${randomUUID()}`;
       expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
       await server.stop();
@@ -355,16 +363,9 @@ describe('relay: true over a localBus that fails', () => {
   }, 30_000);
 
   it('keeps a claim in Redis while its session lives, renewing it, and deletes it when the session ends', async () => {
-    const { createClient } = await import('redis');
-    const inspector = createClient({ url: redis!.url });
-    await inspector.connect();
-    try {
+    await inspecting(async (inspector) => {
       // Claims that expire in 300 ms unless renewed (every 100 ms).
-      const [a, b] = await three(() => {
-        const bus = redisBus({ url: redis!.url, log: () => undefined, claim_ttl: 300 });
-        buses.push(bus);
-        return bus;
-      });
+      const [a, b] = await three(redisBuses(redis!.url, { claim_ttl: 300 }));
       const id = randomUUID();
       expect(await (await post(a!, `/close/000/${id}/xhr`)).body()).toBe('o\n');
       const key = `sockjs-rx:session:/close/${id}`;
@@ -389,9 +390,7 @@ describe('relay: true over a localBus that fails', () => {
       stream.destroy();
       await eventually(() => a!.sockjs.sessionCount === 1, 2000, 'the echo session to end');
       await waitForKey(inspector, echoKey, null);
-    } finally {
-      await inspector.close();
-    }
+    });
   });
 });
 
@@ -496,11 +495,7 @@ describe('relay: true, when clients and servers go away mid-relay', () => {
   it('answers a relayed send 503 when Redis does not answer in 2 s, and relays again once it does', async () => {
     const server = await startRedisServer(redisTools.paths!['redis-server']);
     try {
-      const [a, b] = await three(() => {
-        const bus = redisBus({ url: server.url, log: () => undefined });
-        buses.push(bus);
-        return bus;
-      });
+      const [a, b] = await three(redisBuses(server.url));
       const session = `/echo/000/${randomUUID()}`;
       expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
       const seen: string[] = [];
@@ -531,15 +526,8 @@ describe('relay: true, when clients and servers go away mid-relay', () => {
   }, 30_000);
 
   it('closes its copy of a session whose claim another process holds now, with 1011', async () => {
-    const { createClient } = await import('redis');
-    const inspector = createClient({ url: redis!.url });
-    await inspector.connect();
-    try {
-      const [a] = await three(() => {
-        const bus = redisBus({ url: redis!.url, log: () => undefined, claim_ttl: 300 });
-        buses.push(bus);
-        return bus;
-      });
+    await inspecting(async (inspector) => {
+      const [a] = await three(redisBuses(redis!.url, { claim_ttl: 300 }));
       const id = randomUUID();
       expect(await (await post(a!, `/echo/000/${id}/xhr`)).body()).toBe('o\n');
       const closed = new Promise<{ code: number; reason: string }>((resolve) => a!.connections[0]!.closed$.subscribe(resolve));
@@ -548,8 +536,6 @@ describe('relay: true, when clients and servers go away mid-relay', () => {
       expect(await closed).toEqual({ code: 1011, reason: 'Session unreachable' });
       expect(await (await post(a!, `/echo/000/${id}/xhr`)).body()).toBe('c[1011,"Session unreachable"]\n');
       expect(await inspector.get(`sockjs-rx:session:/echo/${id}`)).toBe('another-process');
-    } finally {
-      await inspector.close();
-    }
+    });
   });
 });
