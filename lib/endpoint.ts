@@ -102,6 +102,7 @@ export class Endpoint {
       ? new Relay(relayBus, options.prefix, {
           responseLimit: options.response_limit,
           maxQueueSize: options.max_queue_size,
+          heartbeatDelay: options.heartbeat_delay,
           nextId: () => ++this.#receivers,
           log: this.#logger,
         })
@@ -247,6 +248,7 @@ export class Endpoint {
             logAnswer(this.#logger, req, HTTP_ERRORS.RELAY_UNAVAILABLE.status);
           },
           (error) => this.#failed({ type: 'request', req, res, route: target }, error),
+          () => respond(res, HTTP_ERRORS.SHUTTING_DOWN, { Connection: 'close' }),
         );
       }
       case 'send': {
@@ -254,7 +256,8 @@ export class Endpoint {
         const relay = this.#relay;
         if (!relay || relay.owns(target.sessionId)) return events$;
         const failed = (error: unknown) => this.#failed({ type: 'request', req, res, route: target }, error);
-        return events$.pipe(mergeMap((event) => (event.type === 'incoming' ? relay.send(target.sessionId, event, failed) : of(event))));
+        const abandoned = () => respond(res, HTTP_ERRORS.SHUTTING_DOWN, { Connection: 'close' });
+        return events$.pipe(mergeMap((event) => (event.type === 'incoming' ? relay.send(target.sessionId, event, failed, abandoned) : of(event))));
       }
       case 'preflight':
         // A jsessionid function may write to the response: it is called when subscribed too.

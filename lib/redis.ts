@@ -130,6 +130,12 @@ const RENEW_BATCH = 1000;
 const CONFIRM_WAIT_MS = 5000;
 
 /**
+ * How long a renewal waits before it asks again about a claim another process holds: longer than
+ * that process takes to undo a claim made after it gave up on it.
+ */
+const RECHECK_MS = 500;
+
+/**
  * How long a relay command may wait for Redis's answer before the request it serves is answered
  * without it (503, or the close frame): Redis hung rather than gone. Relayed messages carry the
  * same deadline, and the owner drops one that comes later.
@@ -562,6 +568,35 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
   /** Claims another process took while Redis could not be reached (or lost them all, restarted). */
   const lostClaims = new Subject<{ readonly session: string; readonly address: string }>();
 
+  /**
+   * Renews `keys` of `address` (setting again those that expired); the ones another address
+   * holds are asked about again after RECHECK_MS, since the other's claim may be one made after
+   * its caller gave up, about to be undone. Held still, they are lost: said once, in one line.
+   */
+  const renewKeys = (address: string, keys: string[], recheck: boolean): void => {
+    publisher.eval(RENEW, { keys, arguments: [address, String(claimTtl)] }).then(
+      (reply) => {
+        const lost = Array.isArray(reply) ? reply.map(String).filter((key) => claims.get(key) === address) : [];
+        if (lost.length === 0) return;
+        if (recheck) {
+          const again = setTimeout(() => {
+            if (!closed && publisher.isReady) renewKeys(address, lost, false);
+          }, RECHECK_MS);
+          again.unref?.();
+          return;
+        }
+        log('error', `sockjs-rx/redis: ${count(lost.length)} session claims were taken by another process while Redis could not be reached: ${lost.slice(0, 3).join(', ')}${lost.length > 3 ? ', …' : ''}; their sessions here are closed`);
+        for (const key of lost) {
+          claims.delete(key);
+          lostClaims.next({ session: key.slice(sessionKey('').length), address });
+        }
+      },
+      (error: unknown) => {
+        if (!closed) log('error', `sockjs-rx/redis: renewing session claims failed: ${errorText(error)}`);
+      },
+    );
+  };
+
   const renew = (): void => {
     if (!publisher.isReady) return;
     const byAddress = new Map<string, string[]>();
@@ -571,22 +606,7 @@ export function redisBus(options: RedisBusOptions = {}): RedisBus {
       else byAddress.set(address, [key]);
     }
     for (const [address, keys] of byAddress) {
-      for (let i = 0; i < keys.length; i += RENEW_BATCH) {
-        const batch = keys.slice(i, i + RENEW_BATCH);
-        publisher.eval(RENEW, { keys: batch, arguments: [address, String(claimTtl)] }).then(
-          (lost) => {
-            if (!Array.isArray(lost) || lost.length === 0) return;
-            log('error', `sockjs-rx/redis: ${count(lost.length)} session claims were taken by another process while Redis could not be reached: ${lost.slice(0, 3).join(', ')}${lost.length > 3 ? ', …' : ''}; their sessions here are closed`);
-            for (const key of lost) {
-              claims.delete(String(key));
-              lostClaims.next({ session: String(key).slice(sessionKey('').length), address });
-            }
-          },
-          (error: unknown) => {
-            if (!closed) log('error', `sockjs-rx/redis: renewing session claims failed: ${errorText(error)}`);
-          },
-        );
-      }
+      for (let i = 0; i < keys.length; i += RENEW_BATCH) renewKeys(address, keys.slice(i, i + RENEW_BATCH), true);
     }
   };
 

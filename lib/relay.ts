@@ -75,8 +75,10 @@ type ToOwner =
 type ToRelay =
   | { readonly t: 'write'; readonly r: number; readonly c: string; readonly s: string; readonly o: string }
   /** Receiver `r` is ended; `gone`: the owner has no such session (any more). */
-  | { readonly t: 'end'; readonly r: number; readonly gone?: true }
-  | { readonly t: 'reply'; readonly q: number; readonly ok: boolean };
+  /** `late`: the owner dropped the attach, come after its deadline. */
+  | { readonly t: 'end'; readonly r: number; readonly gone?: true; readonly late?: true }
+  /** `late`: the owner dropped the send, come after its deadline. */
+  | { readonly t: 'reply'; readonly q: number; readonly ok: boolean; readonly late?: true };
 
 /** How often the owners of what is relayed are checked for, while anything is. */
 const WATCH_MS = 1000;
@@ -111,6 +113,8 @@ interface Relayed {
   readonly key: string;
   /** Characters written to the response and not yet taken by its client. */
   backlog: number;
+  /** When the owner was last heard of for it (its attach sent, a frame come). */
+  heard: number;
   /** The owner has no such session: look again, maybe opening it here. */
   gone(): void;
   /** The owner ended the receiver, or it cannot be reached: the relay is over. */
@@ -126,6 +130,11 @@ export interface RelayContext {
   readonly responseLimit: number;
   /** What a relayed response may have waiting for a slow client before it is dropped (`max_queue_size`). */
   readonly maxQueueSize: number;
+  /**
+   * The owner's `heartbeat_delay` (the processes share their options): a relayed response that
+   * hears nothing for twice that, and 5 s more, is taken to be lost.
+   */
+  readonly heartbeatDelay: number;
   /** A receiver id unique in the endpoint. */
   readonly nextId: () => number;
   readonly log: Log;
@@ -181,7 +190,13 @@ export class Relay {
    * `failed` answers a fault met once the owner is known (a `jsessionid` function that throws
    * when the response starts, say), as the endpoint answers one met while it subscribes.
    */
-  receive(session: string, local$: Observable<SessionEvent>, unavailable: () => void, failed: (error: unknown) => void): Observable<SessionEvent> {
+  receive(
+    session: string,
+    local$: Observable<SessionEvent>,
+    unavailable: () => void,
+    failed: (error: unknown) => void,
+    abandoned: () => void,
+  ): Observable<SessionEvent> {
     return new Observable<SessionEvent>((subscriber) => {
       /** Until the owner is known nothing is read or written; then the events go to the table (`local`) or over the bus. */
       let mode: 'locating' | 'relay' | 'local' = 'locating';
@@ -191,6 +206,8 @@ export class Relay {
       let relayed: Relayed | null = null;
       let locates = 0;
       let closed = false;
+      /** Set once the first lookup has come back: from then on the request is answered by what follows it. */
+      let looked = false;
 
       const relay = (owner: string, event: Extract<SessionEvent, { type: 'attach' }>) => {
         attach = event;
@@ -200,6 +217,7 @@ export class Relay {
           owner,
           key: session,
           backlog: 0,
+          heard: Date.now(),
           gone: () => {
             this.#relayed.delete(receiver.id);
             relayed = null;
@@ -220,7 +238,12 @@ export class Relay {
         this.#relayed.set(receiver.id, entry);
         this.#watchOwners();
         const query = splitQuery(event.request?.url);
-        this.#deliver(owner, { t: 'attach', s: session, r: receiver.id, f: this.address, p: receiver.protocol, q: query, d: Date.now() + DELIVERY_DEADLINE_MS }, () => this.#lost(receiver.id));
+        this.#deliver(
+          owner,
+          { t: 'attach', s: session, r: receiver.id, f: this.address, p: receiver.protocol, q: query, d: Date.now() + DELIVERY_DEADLINE_MS },
+          () => this.#lost(receiver.id),
+          () => this.#relayed.get(receiver.id) === entry,
+        );
       };
 
       /** The response's client went away (or the endpoint closes): the owner's session hears it as from a local one. */
@@ -269,6 +292,7 @@ export class Relay {
         }
         claimed.then(
           (found) => guarded(() => {
+            looked = true;
             if (closed) {
               if (found === null) this.bus.release(this.#name(session), this.address);
               return;
@@ -304,6 +328,7 @@ export class Relay {
             });
           }),
           (error: unknown) => guarded(() => {
+            looked = true;
             if (closed) return;
             this.context.log('error', `sockjs-rx relay: cannot look up session ${JSON.stringify(session)}: ${errorText(error)}`);
             if (attach) end(attach.receiver, CLOSE_REASONS.SESSION_UNREACHABLE);
@@ -317,6 +342,8 @@ export class Relay {
       return () => {
         closed = true;
         detach(CLOSE_REASONS.INTERRUPTED);
+        // Torn down (the endpoint closes) while its owner was first looked up: answered here.
+        if (!looked) abandoned();
         inner?.unsubscribe();
         if (claimedHere) this.ended(session);
         claimedHere = false;
@@ -329,12 +356,13 @@ export class Relay {
    * request is answered once the owner has (404 when no process has the session, 503 when the
    * bus cannot be reached). A session opened here meanwhile takes it as a local send.
    */
-  send(session: string, event: Extract<SessionEvent, { type: 'incoming' }>, failed: (error: unknown) => void): Observable<SessionEvent> {
+  send(session: string, event: Extract<SessionEvent, { type: 'incoming' }>, failed: (error: unknown) => void, abandoned: () => void): Observable<SessionEvent> {
     const { reply } = event;
     if (!reply) return EMPTY;
     if (this.#owned.has(session)) return of(event);
     return new Observable<SessionEvent>((subscriber) => {
       let closed = false;
+      let looked = false;
       /** A fault here is this request's alone: answered as the endpoint answers one, never the endpoint's. */
       const guarded = (run: () => void) => {
         try {
@@ -344,15 +372,16 @@ export class Relay {
           subscriber.complete();
         }
       };
-      let looked: Promise<string | null>;
+      let lookup: Promise<string | null>;
       try {
-        looked = this.bus.owner(this.#name(session));
+        lookup = this.bus.owner(this.#name(session));
       } catch (error) {
-        looked = Promise.reject(error);
+        lookup = Promise.reject(error);
       }
-      looked.then(
+      lookup.then(
         (owner) =>
           guarded(() => {
+            looked = true;
             if (closed) return;
             if (owner === this.address && this.#owned.has(session)) {
               // Opened here meanwhile: a local send.
@@ -366,6 +395,7 @@ export class Relay {
           }),
         (error: unknown) =>
           guarded(() => {
+            looked = true;
             if (closed) return;
             this.context.log('error', `sockjs-rx relay: cannot look up session ${JSON.stringify(session)}: ${errorText(error)}`);
             reply.unavailable();
@@ -373,6 +403,8 @@ export class Relay {
           }),
       );
       return () => {
+        // Torn down (the endpoint closes) while its owner was looked up: answered here.
+        if (!looked) abandoned();
         closed = true;
       };
     });
@@ -383,12 +415,17 @@ export class Relay {
     const q = ++this.#sendCount;
     this.#sends.set(q, { owner, reply });
     this.#watchOwners();
-    this.#deliver(owner, { t: 'send', s: session, q, f: this.address, m: messages, d: Date.now() + DELIVERY_DEADLINE_MS }, (delivered) => {
-      if (!this.#sends.delete(q)) return;
-      if (delivered === false) reply.unknownSession();
-      else reply.unavailable();
-      this.#unwatchIfIdle();
-    });
+    this.#deliver(
+      owner,
+      { t: 'send', s: session, q, f: this.address, m: messages, d: Date.now() + DELIVERY_DEADLINE_MS },
+      (delivered) => {
+        if (!this.#sends.delete(q)) return;
+        if (delivered === false) reply.unknownSession();
+        else reply.unavailable();
+        this.#unwatchIfIdle();
+      },
+      () => this.#sends.has(q),
+    );
   }
 
   /**
@@ -439,7 +476,11 @@ export class Relay {
   }
 
   /** Sends one message; `failed` hears of it when it was not delivered (false: no one listens there). */
-  #deliver(address: string, message: ToOwner | ToRelay, failed: (delivered: false | null) => void, attempt = 0): void {
+  /**
+   * Sends one message; `failed` hears of it when it was not delivered (false: no one listens
+   * there). A request that reached no one goes again while `wanted` says its request still waits.
+   */
+  #deliver(address: string, message: ToOwner | ToRelay, failed: (delivered: false | null) => void, wanted?: () => boolean, attempt = 0): void {
     let text: string;
     try {
       text = JSON.stringify(message);
@@ -460,8 +501,11 @@ export class Relay {
         // A request to an owner that may be coming back goes again, while its deadline allows;
         // a frame from the owner does not (its response's process is gone, or will be told).
         const deadline = 'd' in message ? message.d : 0;
-        if (attempt < REDELIVERIES && Date.now() + REDELIVERY_MS < deadline) {
-          const again = setTimeout(() => this.#deliver(address, message, failed, attempt + 1), REDELIVERY_MS);
+        if (wanted && attempt < REDELIVERIES && Date.now() + REDELIVERY_MS < deadline) {
+          // Not once its request has been answered some other way (its owner found gone, the bus interrupted).
+          const again = setTimeout(() => {
+            if (wanted()) this.#deliver(address, message, failed, wanted, attempt + 1);
+          }, REDELIVERY_MS);
           again.unref?.();
           return;
         }
@@ -489,6 +533,7 @@ export class Relay {
    * closes with 1013 "Send queue full", as it would for a local one.
    */
   #write(relayed: Relayed, chunk: string): void {
+    relayed.heard = Date.now();
     relayed.backlog += chunk.length;
     relayed.receiver.sink.write(chunk, () => (relayed.backlog -= chunk.length));
     if (relayed.backlog <= this.context.maxQueueSize) return;
@@ -545,6 +590,10 @@ export class Relay {
           relayed.gone();
           return EMPTY;
         }
+        if (message.late) {
+          this.#lost(message.r);
+          return EMPTY;
+        }
         relayed.receiver.sink.end(CLOSE_REASONS.NORMAL_CLOSURE);
         relayed.done();
         return EMPTY;
@@ -554,6 +603,7 @@ export class Relay {
         if (!pending) return EMPTY;
         this.#sends.delete(message.q);
         if (message.ok) pending.reply.accept();
+        else if (message.late) pending.reply.unavailable();
         else pending.reply.unknownSession();
         this.#unwatchIfIdle();
         return EMPTY;
@@ -589,10 +639,14 @@ export class Relay {
    * (503, or the close frame), so its messages must not reach the application now. Logged.
    */
   #late(message: Extract<ToOwner, { t: 'attach' | 'send' }>): boolean {
-    const late = Date.now() - message.d;
-    if (late <= 0) return false;
+    const late = typeof message.d === 'number' ? Date.now() - message.d : 0;
+    if (!(late > 0)) return false;
     const what = message.t === 'send' ? `a send of ${message.m.length} message(s)` : 'a receiving request';
-    this.context.log('error', `sockjs-rx relay: ${what} for session ${JSON.stringify(message.s)} came ${late} ms after its deadline, its request answered already: dropped`);
+    this.context.log('error', `sockjs-rx relay: ${what} for session ${JSON.stringify(message.s)} came ${late} ms after its deadline: dropped`);
+    // Its process may not have answered it (this process was slow, not Redis): it is told, and
+    // answers it now if it has not (a send 503, a receiving request the close frame).
+    if (message.t === 'send') this.#deliver(message.f, { t: 'reply', q: message.q, ok: false, late: true }, () => undefined);
+    else this.#deliver(message.f, { t: 'end', r: message.r, late: true }, () => undefined);
     return true;
   }
 
@@ -609,7 +663,7 @@ export class Relay {
     const proxies = this.#proxies;
     const sink: Sink = {
       write: (chunk, taken) => {
-        this.#deliver(f, { t: 'write', r, c: chunk, s: key, o: this.address }, () => this.#proxyLost(slot, key, receiver.id));
+        this.#deliver(f, { t: 'write', r, c: chunk, s: key, o: this.address }, () => this.#proxyLost(slot, key, receiver.id, f, r));
         taken?.();
       },
       end: (why) => {
@@ -633,9 +687,12 @@ export class Relay {
   }
 
   /** A proxy receiver whose process cannot be reached: its session hears it as a client gone. */
-  #proxyLost(slot: string, key: string, receiverId: number): void {
+  #proxyLost(slot: string, key: string, receiverId: number, relaying: string, r: number): void {
     if (!this.#proxies.delete(slot)) return;
     this.#lostProxies.next({ type: 'detach', key, receiverId, why: CLOSE_REASONS.INTERRUPTED });
+    // A frame that timed out may still reach it once the bus answers again: so may this end,
+    // after it. (If not, the relaying process finds its response silent, and ends it.)
+    this.#deliver(relaying, { t: 'end', r, late: true }, () => undefined);
   }
 
   /** Checks, while anything is relayed, that the owners it waits on still listen. */
@@ -655,6 +712,14 @@ export class Relay {
 
   #checkOwners(): void {
     this.#unwatchIfIdle();
+    // A relayed response its owner has not written to (not even a heartbeat) for that long has
+    // lost its owner somewhere along the bus.
+    const silent = Date.now() - (2 * this.context.heartbeatDelay + 5000);
+    for (const [id, relayed] of [...this.#relayed]) {
+      if (relayed.heard >= silent) continue;
+      this.context.log('error', `sockjs-rx relay: a relayed response of session ${JSON.stringify(relayed.key)} heard nothing from its owner for ${Math.round((Date.now() - relayed.heard) / 1000)} s: ended`);
+      this.#lost(id);
+    }
     const owners = new Set<string>();
     for (const relayed of this.#relayed.values()) owners.add(relayed.owner);
     for (const pending of this.#sends.values()) owners.add(pending.owner);

@@ -438,6 +438,46 @@ it('drops a send that reaches its owner after its deadline, when its request has
   expect(seen).toEqual([]);
 }, 10_000);
 
+it('answers 503 a relayed send its owner took too late to handle (a busy owner), which the application never sees', async () => {
+  const bus = localBus();
+  // Delivered in time, as far as the bus can tell, but handled by the owner 2.5 s later.
+  const slowOwner: RelayBus = Object.assign(Object.create(bus) as RelayBus, {
+    deliver: (address: string, message: string) => {
+      if (!message.startsWith('{"t":"send"')) return bus.deliver(address, message);
+      setTimeout(() => void bus.deliver(address, message), 2500);
+      return Promise.resolve(true);
+    },
+  });
+  const [a, b] = await three(() => slowOwner);
+  const session = `/echo/000/${randomUUID()}`;
+  expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
+  const seen: string[] = [];
+  a!.connections[0]!.on('data', (m: string) => seen.push(m));
+  const sent = RawResponse.start(b!.port, { method: 'POST', path: `${session}/xhr_send`, body: '["late"]' });
+  expect((await sent.head(5000)).status).toBe(503);
+  expect(seen).toEqual([]);
+}, 10_000);
+
+it('answers requests still looking up their owner when their server closes: 503 Server shutting down', async () => {
+  const bus = localBus();
+  const later = <T>(value: Promise<T>) => new Promise<T>((resolve) => setTimeout(() => resolve(value), 500));
+  const slow: RelayBus = Object.assign(Object.create(bus) as RelayBus, {
+    claim: (session: string, address: string) => later(bus.claim(session, address)),
+    owner: (session: string) => later(bus.owner(session)),
+  });
+  const [a, b] = await three(() => slow);
+  const session = `/echo/000/${randomUUID()}`;
+  expect(await (await post(a!, `${session}/xhr`)).body()).toBe('o\n');
+  const sent = RawResponse.start(b!.port, { method: 'POST', path: `${session}/xhr_send`, body: '["x"]' });
+  const polled = RawResponse.start(b!.port, { method: 'POST', path: `/echo/000/${randomUUID()}/xhr`, body: '' });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  b!.sockjs.close();
+  for (const answer of [sent, polled]) {
+    expect((await answer.head(3000)).status).toBe(503);
+    expect(await answer.body()).toBe('Server shutting down.');
+  }
+});
+
 describe('relay: true, when clients and servers go away mid-relay', () => {
   it('opens nothing for a client that left while its session was looked up, new or relayed', async () => {
     const bus = localBus();
