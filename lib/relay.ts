@@ -8,7 +8,8 @@
  *             its response ◀── write / end ── bus ◀─────────  frames as A's session writes them
  *             send: messages ──────────────── bus ─────────▶  `incoming`, answered ─▶ reply ─▶ 204
  *
- * A claim is atomic (two processes never own one session) and is released when the session ends.
+ * A claim is atomic (two processes never hold one) and is released when the session ends; should
+ * the bus lose its claims, a process that finds its claim held by another closes its own copy.
  * Frames, replies and detaches go over one connection between two processes, so they arrive in
  * the order they were sent. A relay that breaks (the owner gone, the bus unreachable) ends what
  * it carried, visibly: a send is answered 404 or 503, a receiving response gets a close frame.
@@ -259,9 +260,11 @@ export class Relay {
         if (mode === 'local') {
           if (event.type === 'attach') claimedHere = false;
           subscriber.next(event);
+        } else if (event.type === 'attach') {
+          relay(owner!, event);
+        } else if (event.type === 'detach') {
+          detach(event.why);
         }
-        else if (event.type === 'attach') relay(owner!, event);
-        else if (event.type === 'detach') detach(event.why);
       };
       let owner: string | null = null;
 
