@@ -24,7 +24,7 @@ import { Pipelining, receiving, type ReceivingContext } from './http/receiving';
 import { answered, answeredOnSocket, type Log, logAnswer, respond, respondOnSocket } from './http/respond';
 import { sending, type SendingContext } from './http/sending';
 import type { ResolvedOptions } from './options';
-import { Relay, type RelayBus } from './relay';
+import { Relay, type RelayAnswers, type RelayBus } from './relay';
 import { type Route, route, routeTable, type RouteTable, splitUrl } from './router';
 import { mergeEach } from './session/keyed';
 import type { SessionEvent } from './session/reducer';
@@ -240,24 +240,14 @@ export class Endpoint {
         const events$ = receiving(req, res, target.transport, target.sessionId, this.#receiving);
         const relay = this.#relay;
         if (!relay || relay.owns(target.sessionId)) return events$;
-        return relay.receive(
-          target.sessionId,
-          events$,
-          () => {
-            respond(res, HTTP_ERRORS.RELAY_UNAVAILABLE, this.#answers.policy.sessionHeaders(req, res));
-            logAnswer(this.#logger, req, HTTP_ERRORS.RELAY_UNAVAILABLE.status);
-          },
-          (error) => this.#failed({ type: 'request', req, res, route: target }, error),
-          () => respond(res, HTTP_ERRORS.SHUTTING_DOWN, { Connection: 'close' }),
-        );
+        return relay.receive(target.sessionId, events$, this.#relayAnswers(req, res, target));
       }
       case 'send': {
         const events$ = sending(req, res, target.transport, target.sessionId, this.#sending);
         const relay = this.#relay;
         if (!relay || relay.owns(target.sessionId)) return events$;
-        const failed = (error: unknown) => this.#failed({ type: 'request', req, res, route: target }, error);
-        const abandoned = () => respond(res, HTTP_ERRORS.SHUTTING_DOWN, { Connection: 'close' });
-        return events$.pipe(mergeMap((event) => (event.type === 'incoming' ? relay.send(target.sessionId, event, failed, abandoned) : of(event))));
+        const answers = this.#relayAnswers(req, res, target);
+        return events$.pipe(mergeMap((event) => (event.type === 'incoming' ? relay.send(target.sessionId, event, answers) : of(event))));
       }
       case 'preflight':
         // A jsessionid function may write to the response: it is called when subscribed too.
@@ -265,6 +255,18 @@ export class Endpoint {
       default:
         return this.#answer(req, res, target);
     }
+  }
+
+  /** How a request for a session owned elsewhere is answered when the relay cannot serve it. */
+  #relayAnswers(req: IncomingMessage, res: ServerResponse, target: Route): RelayAnswers {
+    return {
+      unavailable: () => {
+        respond(res, HTTP_ERRORS.RELAY_UNAVAILABLE, this.#answers.policy.sessionHeaders(req, res));
+        logAnswer(this.#logger, req, HTTP_ERRORS.RELAY_UNAVAILABLE.status);
+      },
+      failed: (error) => this.#failed({ type: 'request', req, res, route: target }, error),
+      abandoned: () => respond(res, HTTP_ERRORS.SHUTTING_DOWN, { Connection: 'close' }),
+    };
   }
 
   #answer(req: IncomingMessage, res: ServerResponse, target: StaticRoute, cookie?: Headers): Observable<never> {

@@ -127,6 +127,16 @@ interface PendingSend {
   readonly reply: Reply;
 }
 
+/** How the endpoint answers a request the relay cannot serve. */
+export interface RelayAnswers {
+  /** The bus cannot be asked (503 Session relay unavailable.). */
+  unavailable(): void;
+  /** A fault met once the owner is known, as the endpoint answers one met while it subscribes (500). */
+  failed(error: unknown): void;
+  /** The endpoint closes while the request waits for its owner's lookup (503 Server shutting down.). */
+  abandoned(): void;
+}
+
 export interface RelayContext {
   readonly responseLimit: number;
   /** What a relayed response may have waiting for a slow client before it is dropped (`max_queue_size`). */
@@ -187,17 +197,10 @@ export class Relay {
   /**
    * The events of a receiving request for a session not opened here: claimed, it opens here
    * and `local$` goes to this endpoint's table as it would without a relay; owned elsewhere,
-   * its response is the owner's receiver. `unavailable` answers when the bus cannot be asked;
-   * `failed` answers a fault met once the owner is known (a `jsessionid` function that throws
-   * when the response starts, say), as the endpoint answers one met while it subscribes.
+   * its response is the owner's receiver. What the relay cannot serve, `answers` answers (a
+   * `jsessionid` function that throws when the response starts is one of its faults).
    */
-  receive(
-    session: string,
-    local$: Observable<SessionEvent>,
-    unavailable: () => void,
-    failed: (error: unknown) => void,
-    abandoned: () => void,
-  ): Observable<SessionEvent> {
+  receive(session: string, local$: Observable<SessionEvent>, answers: RelayAnswers): Observable<SessionEvent> {
     return new Observable<SessionEvent>((subscriber) => {
       /** Until the owner is known nothing is read or written; then the events go to the table (`local`) or over the bus. */
       let mode: 'locating' | 'relay' | 'local' = 'locating';
@@ -279,7 +282,7 @@ export class Relay {
           // A session claimed for this request that never reached the table is not kept.
           if (claimedHere) this.ended(session);
           claimedHere = false;
-          if (!closed) failed(error);
+          if (!closed) answers.failed(error);
           subscriber.complete();
         }
       };
@@ -335,7 +338,7 @@ export class Relay {
             if (closed) return;
             this.context.log('error', `sockjs-rx relay: cannot look up session ${JSON.stringify(session)}: ${errorText(error)}`);
             if (attach) end(attach.receiver, CLOSE_REASONS.SESSION_UNREACHABLE);
-            else unavailable();
+            else answers.unavailable();
             subscriber.complete();
           }),
         );
@@ -346,7 +349,7 @@ export class Relay {
         closed = true;
         detach(CLOSE_REASONS.INTERRUPTED);
         // Torn down (the endpoint closes) while its owner was first looked up: answered here.
-        if (!looked) abandoned();
+        if (!looked) answers.abandoned();
         inner?.unsubscribe();
         if (claimedHere) this.ended(session);
         claimedHere = false;
@@ -359,7 +362,7 @@ export class Relay {
    * request is answered once the owner has (404 when no process has the session, 503 when the
    * bus cannot be reached). A session opened here meanwhile takes it as a local send.
    */
-  send(session: string, event: Extract<SessionEvent, { type: 'incoming' }>, failed: (error: unknown) => void, abandoned: () => void): Observable<SessionEvent> {
+  send(session: string, event: Extract<SessionEvent, { type: 'incoming' }>, answers: RelayAnswers): Observable<SessionEvent> {
     const { reply } = event;
     if (!reply) return EMPTY;
     if (this.#owned.has(session)) return of(event);
@@ -371,7 +374,7 @@ export class Relay {
         try {
           run();
         } catch (error) {
-          if (!closed) failed(error);
+          if (!closed) answers.failed(error);
           subscriber.complete();
         }
       };
@@ -407,7 +410,7 @@ export class Relay {
       );
       return () => {
         // Torn down (the endpoint closes) while its owner was looked up: answered here.
-        if (!looked) abandoned();
+        if (!looked) answers.abandoned();
         closed = true;
       };
     });
