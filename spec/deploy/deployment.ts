@@ -47,18 +47,7 @@ export const launcher: { start(options: LaunchOptions): Promise<Deployment> } = 
 export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-sync'];
 
-/** Every transport sockjs-client 1.6 offers in Chromium. */
-export const BROWSER_TRANSPORTS = [
-  'websocket',
-  'xhr-streaming',
-  'eventsource',
-  'iframe-eventsource',
-  'htmlfile',
-  'iframe-htmlfile',
-  'xhr-polling',
-  'iframe-xhr-polling',
-  'jsonp-polling',
-] as const;
+export { BROWSER_TRANSPORTS } from '../helpers/sockjs-client';
 
 /** Longer than every bound inside a test. */
 export const TEST_MS = 90_000;

@@ -13,6 +13,7 @@ import { join } from 'path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import type { Subscription } from 'rxjs';
 import { type Connection, DEFAULTS } from '../../lib';
+import { BROWSER_TRANSPORTS } from '../helpers/sockjs-client';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -48,18 +49,7 @@ interface EchoExampleModule {
 const testServer: TestServerModule = require('../../examples/test-server/server');
 const echoExample: EchoExampleModule = require('../../examples/echo/server');
 
-/** Every transport sockjs-client 1.6 offers in Chromium, in its own order of preference. */
-const TRANSPORTS = [
-  'websocket',
-  'xhr-streaming',
-  'eventsource',
-  'iframe-eventsource',
-  'htmlfile',
-  'iframe-htmlfile',
-  'xhr-polling',
-  'iframe-xhr-polling',
-  'jsonp-polling',
-] as const;
+const TRANSPORTS = BROWSER_TRANSPORTS;
 type Transport = (typeof TRANSPORTS)[number];
 
 /**

@@ -6,6 +6,19 @@
 export const NODE_TRANSPORTS = ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsource'] as const;
 export type NodeTransport = (typeof NODE_TRANSPORTS)[number];
 
+/** Every transport sockjs-client 1.6 offers in Chromium, in its own order of preference. */
+export const BROWSER_TRANSPORTS = [
+  'websocket',
+  'xhr-streaming',
+  'eventsource',
+  'iframe-eventsource',
+  'htmlfile',
+  'iframe-htmlfile',
+  'xhr-polling',
+  'iframe-xhr-polling',
+  'jsonp-polling',
+] as const;
+
 export interface SockJSOptions {
   readonly transports?: string | readonly string[];
   readonly timeout?: number;
