@@ -23,6 +23,7 @@ import { HttpPolicy } from './http/policy';
 import { Pipelining, receiving, type ReceivingContext } from './http/receiving';
 import { answered, answeredOnSocket, type Log, logAnswer, respond, respondOnSocket } from './http/respond';
 import { sending, type SendingContext } from './http/sending';
+import type { PrefixCounters, PrefixMetrics } from './metrics';
 import type { ResolvedOptions } from './options';
 import { Relay, type RelayAnswers, type RelayBus } from './relay';
 import { type Route, route, routeTable, type RouteTable, splitUrl } from './router';
@@ -75,9 +76,16 @@ export class Endpoint {
   /** With the `relay` option: serves the requests of sessions owned by other processes, and theirs of ours. */
   readonly #relay: Relay | null;
 
-  /** `relayBus`: the bus to relay sessions over (the `relay` option), or null. */
-  constructor(options: ResolvedOptions, scheduler: SchedulerLike, hooks: EndpointHooks, relayBus: RelayBus | null = null) {
+  /** What this endpoint counts; null with `metrics: false`. */
+  readonly #counters: PrefixCounters | null;
+
+  /**
+   * `relayBus`: the bus to relay sessions over (the `relay` option), or null. `counters`: where
+   * this endpoint counts, or null when nothing is counted.
+   */
+  constructor(options: ResolvedOptions, scheduler: SchedulerLike, hooks: EndpointHooks, relayBus: RelayBus | null = null, counters: PrefixCounters | null = null) {
     this.options = options;
+    this.#counters = counters;
     this.#table = routeTable(options);
     this.#scheduler = scheduler;
     const policy = new HttpPolicy(options);
@@ -134,6 +142,11 @@ export class Endpoint {
   /** Sessions alive in this endpoint's table. */
   get sessionCount(): number {
     return this.#sessions;
+  }
+
+  /** This endpoint's figures; null when it counts nothing. */
+  metrics(): PrefixMetrics | null {
+    return this.#counters?.snapshot(0) ?? null;
   }
 
   /** The open connections of this endpoint's sessions. */

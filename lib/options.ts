@@ -84,6 +84,11 @@ export interface ServerOptions {
    */
   relay?: boolean;
   /**
+   * Whether the server counts what it does, for `server.metrics()`. Counting costs an addition
+   * per event; `false` leaves it out. Taken from `createServer` only. Default `true`.
+   */
+  metrics?: boolean;
+  /**
    * Accepted so that options written for the sockjs package keep working, and ignored: the
    * websocket implementation here is `ws`, not faye-websocket. Default: absent.
    */
@@ -188,6 +193,7 @@ const RULES: Readonly<Record<keyof ServerOptions, readonly [expected: string, ch
     (v) => isObject(v) && typeof (v as BroadcastBus).publish === 'function' && typeof (v as BroadcastBus).messages === 'function',
   ],
   relay: ['a boolean', isBoolean],
+  metrics: ['a boolean', isBoolean],
   faye_server_options: ['an object', isObject],
 };
 

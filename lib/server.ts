@@ -5,11 +5,12 @@
 import { EventEmitter } from 'events';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
-import { type Observable, Subject } from 'rxjs';
+import { interval, map, type Observable, Subject, takeUntil } from 'rxjs';
 import { type BroadcastBus, Channel, localBus } from './broadcast';
 import type { Connection } from './connection';
 import { Endpoint } from './endpoint';
 import { sockjsError } from './errors';
+import { addPrefixMetrics, type BusMetrics, type MetricsSnapshot, PrefixCounters, type PrefixMetrics } from './metrics';
 import { isRelayBus, type RelayBus } from './relay';
 import { optionNotices, resolveOptions, type ServerOptions, validateOptions } from './options';
 
@@ -60,8 +61,12 @@ export class Server extends EventEmitter {
   /** The bus sessions are relayed over, with the `relay` option. */
   readonly #relayBus: RelayBus | null = null;
   readonly #channels = new Map<string, Channel>();
+  /** What the channels publish on: the bus, counting each publish. */
+  readonly #publishing: BroadcastBus;
+  #published = 0;
   /** Set by close(): a closed server cannot be installed again. */
   #closed = false;
+  readonly #closed$ = new Subject<void>();
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -71,6 +76,14 @@ export class Server extends EventEmitter {
     for (const notice of optionNotices(this.options)) resolved.log('info', notice);
     this.connections$ = this.#connections.asObservable();
     this.#bus = this.options.bus ?? localBus();
+    const bus = this.#bus;
+    this.#publishing = {
+      publish: (channel, message) => {
+        this.#published++;
+        bus.publish(channel, message);
+      },
+      messages: (channel) => bus.messages(channel),
+    };
     if (this.options.relay) {
       // Relaying within a bus of this server's own would reach no other process.
       if (!this.options.bus || !isRelayBus(this.options.bus)) {
@@ -117,10 +130,49 @@ export class Server extends EventEmitter {
   channel(name: string): Channel {
     let channel = this.#channels.get(name);
     if (!channel) {
-      channel = new Channel(name, this.#bus, name === EVERYONE ? () => this.#openConnections() : undefined);
+      channel = new Channel(name, this.#publishing, name === EVERYONE ? () => this.#openConnections() : undefined);
       this.#channels.set(name, channel);
     }
     return channel;
+  }
+
+  /**
+   * What this server has counted, on every prefix and HTTP server it serves, and what its bus
+   * did. With the option `metrics: false` nothing is counted and every prefix is left out.
+   */
+  metrics(): MetricsSnapshot {
+    const prefixes: Record<string, PrefixMetrics> = {};
+    for (const { endpoint } of this.#installations) {
+      const figures = endpoint.metrics();
+      if (figures === null) continue;
+      const { prefix } = endpoint.options;
+      const earlier = prefixes[prefix];
+      prefixes[prefix] = earlier ? addPrefixMetrics(earlier, figures) : figures;
+    }
+    return { time: resolveOptions(this.options).scheduler.now(), prefixes, bus: this.#busMetrics() };
+  }
+
+  /**
+   * `metrics()` every `period` milliseconds (default 10000), on the server's scheduler, until the
+   * server closes.
+   */
+  metrics$(period = 10_000): Observable<MetricsSnapshot> {
+    return interval(period, resolveOptions(this.options).scheduler).pipe(
+      map(() => this.metrics()),
+      takeUntil(this.#closed$),
+    );
+  }
+
+  #busMetrics(): BusMetrics {
+    const stats = (this.#bus as { stats?: () => Record<string, unknown> }).stats?.() ?? {};
+    const count = (name: string) => (typeof stats[name] === 'number' ? stats[name] : 0);
+    return {
+      published: this.#published,
+      publishFailed: count('failed'),
+      publishDropped: count('dropped'),
+      relayed: count('relayed'),
+      relayFailed: count('relayFailed'),
+    };
   }
 
   /** Sends `message` to every open connection of this server, in every process on its bus. */
@@ -137,6 +189,7 @@ export class Server extends EventEmitter {
     for (const installation of [...this.#installations]) this.#uninstall(installation);
     for (const channel of this.#channels.values()) channel.stop();
     this.#connections.complete();
+    this.#closed$.next();
   }
 
   *#openConnections(): Iterable<Connection> {
@@ -163,6 +216,7 @@ export class Server extends EventEmitter {
         },
       },
       this.#relayBus,
+      this.options.metrics === false ? null : new PrefixCounters(),
     );
     options.log('debug', `sockjs-rx bound to ${JSON.stringify(options.prefix)}`);
     const request = overshadow(http, 'request', ([req, res]) =>
