@@ -9,8 +9,10 @@ import type { AddressInfo } from 'net';
 import { Duplex } from 'stream';
 import { StringDecoder } from 'string_decoder';
 import { AsyncSubject, type Observable, Subject } from 'rxjs';
-import { messageCost, type SessionEvent, type SessionKey } from './session/reducer';
+import { MESSAGE_OVERHEAD, messageCost, type SessionEvent, type SessionKey } from './session/reducer';
+import type { PrefixCounters } from './metrics';
 import { type CloseReason, CLOSE_REASONS, faultText, sockjsError } from './errors';
+import type { RateLimiter } from './flood';
 
 /** WebSocket-style ready states, as the `sockjs` package numbers them. */
 export type ReadyState = 0 | 1 | 2 | 3;
@@ -60,6 +62,16 @@ export interface ConnectionInit {
   readonly maxQueueSize: number;
   /** Where a fault of the application's listeners is reported. */
   readonly log: (severity: string, message: string) => void;
+  /** What `authorize` returned for the session (undefined without it). */
+  readonly auth?: unknown;
+  /** The digest of the credentials the session was opened with, which its later requests must repeat. */
+  readonly credential?: string | undefined;
+  /** The address the session counts against for `max_sessions_per_address`. */
+  readonly client?: string;
+  /** The session's inbound rate limit, with `rate_limit`. */
+  readonly limiter?: RateLimiter | null;
+  /** Where the messages the application sends are counted, with metrics. */
+  readonly counters?: PrefixCounters | null;
 }
 
 /**
@@ -69,6 +81,14 @@ export interface ConnectionInit {
 export interface ConnectionControl {
   /** The application's side. */
   readonly connection: Connection;
+  /** The digest of the credentials the session was opened with (with `authorize`). */
+  readonly credential: string | undefined;
+  /** The address the session counts against for `max_sessions_per_address`. */
+  readonly client: string;
+  /** The session's inbound rate limit, or null. */
+  readonly limiter: RateLimiter | null;
+  /** Bytes the application wrote that the session has not taken yet. */
+  pending(): number;
   /** Client to application: hands it messages; false once its Readable side holds as much as it should. */
   deliver(messages: readonly string[]): boolean;
   /**
@@ -91,8 +111,11 @@ function emitDrain(connection: Connection): void {
   if (connection.readyState === OPEN) connection.emit('drain');
 }
 
-export class Connection extends Duplex {
+/** `A`: what `authorize` returned for the session, kept as `auth`. */
+export class Connection<A = unknown> extends Duplex {
   readonly prefix: string;
+  /** What `authorize` returned when it allowed the session to open; undefined without `authorize`. */
+  readonly auth: A;
   /** The transport: `websocket`, `websocket-raw`, `xhr-streaming`, `xhr-polling`, `eventsource`, `htmlfile` or `jsonp-polling`. */
   readonly protocol: string;
   /** The URL of the request that opened the session. */
@@ -106,6 +129,7 @@ export class Connection extends Duplex {
   readonly #post: (event: SessionEvent) => void;
   readonly #maxQueueSize: number;
   readonly #log: (severity: string, message: string) => void;
+  readonly #counters: PrefixCounters | null;
   /** Bytes written by the application and not yet taken by the session (see `messageCost`). */
   #sending = 0;
   /** `write` returned false by the cost of what waits, where Node's count would not have. */
@@ -128,10 +152,25 @@ export class Connection extends Duplex {
 
   /** The one implementation of `ConnectionControl`: declared in here, so it reaches the private members. */
   static readonly #Control = class implements ConnectionControl {
-    constructor(readonly connection: Connection) {}
+    readonly credential: string | undefined;
+    readonly client: string;
+    readonly limiter: RateLimiter | null;
+
+    constructor(
+      readonly connection: Connection,
+      init: ConnectionInit,
+    ) {
+      this.credential = init.credential;
+      this.client = init.client ?? '';
+      this.limiter = init.limiter ?? null;
+    }
 
     deliver(messages: readonly string[]): boolean {
       return this.connection.#deliver(messages);
+    }
+
+    pending(): number {
+      return this.connection.#sending;
     }
 
     whenReading(then: () => void, cost: number): void {
@@ -145,7 +184,7 @@ export class Connection extends Duplex {
 
   /** Opens the application's connection to a session, and returns the session's side of it. */
   static open(init: ConnectionInit): ConnectionControl {
-    return new Connection.#Control(new Connection(init));
+    return new Connection.#Control(new Connection(init), init);
   }
 
   private constructor(init: ConnectionInit) {
@@ -154,7 +193,9 @@ export class Connection extends Duplex {
     this.#post = init.post;
     this.#maxQueueSize = init.maxQueueSize;
     this.#log = init.log;
+    this.#counters = init.counters ?? null;
     this.prefix = init.prefix;
+    this.auth = init.auth as A;
     this.protocol = init.protocol;
     const { request } = init;
     this.url = request.url ?? '';
@@ -220,7 +261,13 @@ export class Connection extends Duplex {
       return false;
     }
     const data = typeof chunk === 'string' || chunk instanceof Uint8Array ? chunk : String(chunk);
-    this.#sending += messageCost(data);
+    const cost = messageCost(data);
+    this.#sending += cost;
+    const counters = this.#counters;
+    if (counters) {
+      counters.messagesSent++;
+      counters.bytesSent += cost - MESSAGE_OVERHEAD;
+    }
     const accepted = typeof encoding === 'function' || encoding === undefined ? super.write(data, done) : super.write(data, encoding, done);
     // A writer that ignores backpressure would grow this buffer without bound; past the limit
     // the client is taken to be too slow for the stream it is sent.

@@ -14,21 +14,25 @@
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
 import { defer, EMPTY, merge, mergeMap, type Observable, of, type SchedulerLike, Subject, type Subscription } from 'rxjs';
-import { Connection, type ConnectionControl } from './connection';
-import { CLOSE_REASONS, faultText, HTTP_ERRORS } from './errors';
+import { Admission } from './admission';
+import { authorizing, type AuthorizationContext, credentialOf, type Grant, sameCredential } from './authorization';
+import { CLOSED, Connection, type ConnectionControl } from './connection';
+import { RateLimiter } from './flood';
+import { type CloseReason, CLOSE_REASONS, faultText, HTTP_ERRORS } from './errors';
 import { type AnswerContext, checksOrigin, isWebsocketKind, staticAnswer, type StaticRoute, upgradeAnswer } from './http/answers';
-import type { Headers } from './http/headers';
+import { type Headers, mergeHeaders, NO_CACHE } from './http/headers';
+import type { StaticResponse } from './http/pages';
 import { iframe } from './http/pages';
 import { HttpPolicy } from './http/policy';
 import { Pipelining, receiving, type ReceivingContext } from './http/receiving';
 import { answered, answeredOnSocket, type Log, logAnswer, respond, respondOnSocket } from './http/respond';
 import { sending, type SendingContext } from './http/sending';
-import type { PrefixCounters, PrefixMetrics } from './metrics';
+import type { PrefixCounters, PrefixMetrics, RefusalCause } from './metrics';
 import type { ResolvedOptions } from './options';
 import { Relay, type RelayAnswers, type RelayBus } from './relay';
 import { type Route, route, routeTable, type RouteTable, splitUrl } from './router';
 import { mergeEach } from './session/keyed';
-import type { SessionEvent } from './session/reducer';
+import type { SessionEvent, SessionKey } from './session/reducer';
 import { type Performed, type SessionContext, sessionTable } from './session/session';
 import { hixie76Events, isHixie76 } from './transports/hixie76';
 import { createWebsocketServer, SOCKJS_WEBSOCKET, websocketEvents } from './transports/websocket';
@@ -38,6 +42,8 @@ import { createWebsocketServer, SOCKJS_WEBSOCKET, websocketEvents } from './tran
  * `max_queue_size`: its request, its response and their socket, about 5.3 KB of heap measured.
  */
 const HELD_ANSWER_COST = 8192;
+
+const NO_MESSAGES: readonly string[] = Object.freeze([]);
 
 /** An HTTP event under the endpoint's prefix, with its route. */
 export type HttpEvent =
@@ -53,6 +59,18 @@ export type HttpEvent =
 export interface EndpointHooks {
   readonly connection: (connection: Connection) => void;
 }
+
+/** What an endpoint shares with the server and its other endpoints. */
+export interface EndpointShared {
+  /** The bus to relay sessions over (the `relay` option). */
+  readonly relayBus?: RelayBus | null;
+  /** Where this endpoint counts; absent with `metrics: false`. */
+  readonly counters?: PrefixCounters | null;
+  /** The server's session caps, when it has any. */
+  readonly admission?: Admission | null;
+}
+
+type ReceiveRoute = Extract<Route, { kind: 'receive' }>;
 
 type Session = SessionContext<ConnectionControl>;
 
@@ -71,21 +89,28 @@ export class Endpoint {
   /** Set when the pipeline has failed: from then on every request is answered 503 here. */
   #stopped = false;
   #sessions = 0;
-  /** The sessions whose connection is open: `connections()` (so `broadcast()`) and `close()` go over them. */
-  readonly #connected = new Set<Session>();
+  /**
+   * The sessions that have opened and not ended, by key: `connections()` (so `broadcast()`) and
+   * `close()` go over them, and a request for one of them opens nothing.
+   */
+  readonly #live = new Map<SessionKey, Session>();
   /** With the `relay` option: serves the requests of sessions owned by other processes, and theirs of ours. */
   readonly #relay: Relay | null;
 
   /** What this endpoint counts; null with `metrics: false`. */
   readonly #counters: PrefixCounters | null;
+  /** With `authorize`: how a request that would open a session is asked about. */
+  readonly #authorization: AuthorizationContext | null;
+  readonly #admission: Admission | null;
 
-  /**
-   * `relayBus`: the bus to relay sessions over (the `relay` option), or null. `counters`: where
-   * this endpoint counts, or null when nothing is counted.
-   */
-  constructor(options: ResolvedOptions, scheduler: SchedulerLike, hooks: EndpointHooks, relayBus: RelayBus | null = null, counters: PrefixCounters | null = null) {
+  constructor(options: ResolvedOptions, scheduler: SchedulerLike, hooks: EndpointHooks, shared: EndpointShared = {}) {
     this.options = options;
-    this.#counters = counters;
+    this.#counters = shared.counters ?? null;
+    this.#admission = shared.admission ?? null;
+    const relayBus = shared.relayBus ?? null;
+    this.#authorization = options.authorize
+      ? { authorize: options.authorize, timeout: options.authorize_timeout, scheduler, prefix: options.prefix, log: this.#logger }
+      : null;
     this.#table = routeTable(options);
     this.#scheduler = scheduler;
     const policy = new HttpPolicy(options);
@@ -96,6 +121,7 @@ export class Endpoint {
       nextId: () => ++this.#receivers,
       pipelining: new Pipelining(this.#logger),
       log: this.#logger,
+      counters: this.#counters,
     };
     this.#sending = {
       policy,
@@ -104,6 +130,7 @@ export class Endpoint {
       now: () => scheduler.now(),
       log: this.#logger,
       fault: (what, error) => this.#fault(what, error),
+      counters: this.#counters,
     };
     this.#wss = createWebsocketServer(options.max_message_size);
     this.#relay = relayBus
@@ -113,6 +140,8 @@ export class Endpoint {
           heartbeatDelay: options.heartbeat_delay,
           nextId: () => ++this.#receivers,
           log: this.#logger,
+          authorizes: this.#authorization !== null,
+          admits: (session, credential) => this.#admits(session, credential),
         })
       : null;
     const http$ = this.#http$.pipe(
@@ -146,12 +175,16 @@ export class Endpoint {
 
   /** This endpoint's figures; null when it counts nothing. */
   metrics(): PrefixMetrics | null {
-    return this.#counters?.snapshot(0) ?? null;
+    const counters = this.#counters;
+    if (!counters) return null;
+    let queued = 0;
+    for (const session of this.#live.values()) queued += session.backlog() + (session.handle?.pending() ?? 0);
+    return counters.snapshot(queued);
   }
 
   /** The open connections of this endpoint's sessions. */
   *connections(): Iterable<Connection> {
-    for (const session of this.#connected) if (session.handle) yield session.handle.connection;
+    for (const session of this.#live.values()) if (session.handle) yield session.handle.connection;
   }
 
   /** Routes a request; false when it lies outside the prefix and belongs to someone else. */
@@ -198,11 +231,13 @@ export class Endpoint {
   close(): void {
     // Each session is closed as if by its application: pending polls and open streams get the
     // close frame, websockets a close frame, and every connection its close event.
-    for (const session of [...this.#connected]) session.post({ type: 'close', key: session.key, why: CLOSE_REASONS.SHUTTING_DOWN });
+    for (const session of [...this.#live.values()]) session.post({ type: 'close', key: session.key, why: CLOSE_REASONS.SHUTTING_DOWN });
     // Relayed responses get the same close frame, before their requests are torn down below.
     this.#relay?.close();
     this.#http$.complete();
     this.#subscription.unsubscribe();
+    // The sessions torn down with the table never reach their end: what they count goes now.
+    for (const session of [...this.#live.values()]) this.#ended(session);
   }
 
   #route(req: IncomingMessage): Route {
@@ -244,23 +279,29 @@ export class Endpoint {
 
   #request(req: IncomingMessage, res: ServerResponse, target: Route): Observable<SessionEvent> {
     if (checksOrigin(target) && this.#answers.policy.refusesOrigin(req)) {
+      this.#refused('origin');
       return answered(req, res, HTTP_ERRORS.ORIGIN_REFUSED, undefined, this.#logger);
     }
     switch (target.kind) {
       case 'outside':
         return EMPTY;
       case 'receive': {
-        const events$ = receiving(req, res, target.transport, target.sessionId, this.#receiving);
         const relay = this.#relay;
-        if (!relay || relay.owns(target.sessionId)) return events$;
-        return relay.receive(target.sessionId, events$, this.#relayAnswers(req, res, target));
+        const here = (opening: boolean) => this.#receiveHere(req, res, target, opening);
+        if (!relay || relay.owns(target.sessionId)) return defer(() => here(!this.#live.has(target.sessionId)));
+        const credential = this.#authorization ? credentialOf(req) : undefined;
+        return relay.receive(target.sessionId, here, this.#relayAnswers(req, res, target), credential);
       }
       case 'send': {
-        const events$ = sending(req, res, target.transport, target.sessionId, this.#sending);
+        const { sessionId } = target;
+        const session = this.#live.get(sessionId);
+        if (session && !this.#sameCredential(req, session)) return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization', target.transport.cors === 'xhr');
+        const events$ = sending(req, res, target.transport, sessionId, this.#sending);
         const relay = this.#relay;
-        if (!relay || relay.owns(target.sessionId)) return events$;
+        if (!relay || relay.owns(sessionId)) return events$;
         const answers = this.#relayAnswers(req, res, target);
-        return events$.pipe(mergeMap((event) => (event.type === 'incoming' ? relay.send(target.sessionId, event, answers) : of(event))));
+        const credential = this.#authorization ? credentialOf(req) : undefined;
+        return events$.pipe(mergeMap((event) => (event.type === 'incoming' ? relay.send(sessionId, event, answers, credential) : of(event))));
       }
       case 'preflight':
         // A jsessionid function may write to the response: it is called when subscribed too.
@@ -268,6 +309,85 @@ export class Endpoint {
       default:
         return this.#answer(req, res, target);
     }
+  }
+
+  /**
+   * A receiving request served here: for a session here (its credentials checked), for one
+   * owned elsewhere (`opening` false with `relay`: its owner checks them), or for one it opens,
+   * once the caps and `authorize` allow.
+   */
+  #receiveHere(req: IncomingMessage, res: ServerResponse, target: ReceiveRoute, opening: boolean): Observable<SessionEvent> {
+    const { sessionId, transport } = target;
+    const session = this.#live.get(sessionId);
+    if (session && !this.#sameCredential(req, session)) return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization');
+    if (session || !opening) return receiving(req, res, transport, sessionId, this.#receiving);
+    return this.#opening(
+      req,
+      transport.protocol,
+      (grant) => {
+        // Opened meanwhile by another request: this one is that session's, if its credentials are.
+        const opened = this.#live.get(sessionId);
+        if (opened && grant && !sameCredential(opened.handle?.credential ?? '', grant.credential)) {
+          return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization');
+        }
+        return receiving(req, res, transport, sessionId, this.#receiving, grant);
+      },
+      (response, cause) => this.#refuse(req, res, response, cause),
+      () => this.#live.has(sessionId),
+    );
+  }
+
+  /**
+   * A request that would open a session: refused over a cap, else asked about (`authorize`),
+   * then opened with what that granted. The caps are checked again once `authorize` has
+   * answered, since sessions may have opened meanwhile; `exists` says whether the session has
+   * opened meanwhile, which opens nothing new.
+   */
+  #opening(
+    req: IncomingMessage,
+    transport: string,
+    open: (grant: Grant | undefined) => Observable<SessionEvent>,
+    refuse: (response: StaticResponse, cause: RefusalCause) => Observable<SessionEvent>,
+    exists: () => boolean = () => false,
+  ): Observable<SessionEvent> {
+    const admission = this.#admission;
+    const address = admission?.addressOf(req) ?? '';
+    if (admission && !admission.admits(address)) return refuse(HTTP_ERRORS.TOO_MANY_SESSIONS, 'cap');
+    const authorization = this.#authorization;
+    if (!authorization) return open(undefined);
+    return authorizing(req, transport, authorization).pipe(
+      mergeMap((verdict) => {
+        if ('refused' in verdict) return refuse(verdict.refused, 'authorization');
+        if (admission && !exists() && !admission.admits(address)) return refuse(HTTP_ERRORS.TOO_MANY_SESSIONS, 'cap');
+        return open(verdict.granted);
+      }),
+    );
+  }
+
+  /** Whether `req` carries the credentials `session` was opened with (always, without `authorize`). */
+  #sameCredential(req: IncomingMessage, session: Session): boolean {
+    const expected = session.handle?.credential;
+    return expected === undefined || sameCredential(expected, credentialOf(req));
+  }
+
+  /** With `relay`: whether a request relayed from another process with `credential` may use `session`. */
+  #admits(session: string, credential: string | undefined): boolean {
+    const expected = this.#live.get(session)?.handle?.credential;
+    return expected === undefined || (credential !== undefined && sameCredential(expected, credential));
+  }
+
+  /**
+   * Refuses a request, counted under `cause`: `response` with the session responses' headers,
+   * and CORS so that a page's script can read why (`cors` false: a transport that has none).
+   */
+  #refuse(req: IncomingMessage, res: ServerResponse, response: StaticResponse, cause: RefusalCause, cors = true): Observable<never> {
+    this.#refused(cause);
+    const { policy } = this.#answers;
+    return answered(req, res, response, mergeHeaders(NO_CACHE, cors ? policy.cors(req) : undefined, { Connection: 'close' }), this.#logger);
+  }
+
+  #refused(cause: RefusalCause): void {
+    if (this.#counters) this.#counters.refused[cause]++;
   }
 
   /** How a request for a session owned elsewhere is answered when the relay cannot serve it. */
@@ -289,20 +409,32 @@ export class Endpoint {
 
   #upgrade({ req, socket, head, route: target }: Extract<HttpEvent, { type: 'upgrade' }>): Observable<SessionEvent> {
     const kind = upgradeAnswer(target, req, this.#answers.policy, this.#scheduler.now());
-    if (!isWebsocketKind(kind)) return answeredOnSocket(req, socket, kind, this.#logger);
-    const upgrade = {
-      req,
-      socket,
-      head,
-      key: ++this.#websockets,
-      receiverId: ++this.#receivers,
-      kind,
-      log: this.#logger,
-      maxMessages: this.options.max_payload_messages,
+    if (!isWebsocketKind(kind)) {
+      if (kind === HTTP_ERRORS.ORIGIN_REFUSED) this.#refused('origin');
+      else if (kind.status === 400) this.#refused('bad_input');
+      return answeredOnSocket(req, socket, kind, this.#logger);
+    }
+    const open = (grant: Grant | undefined) => {
+      const upgrade = {
+        req,
+        socket,
+        head,
+        key: ++this.#websockets,
+        receiverId: ++this.#receivers,
+        kind,
+        log: this.#logger,
+        maxMessages: this.options.max_payload_messages,
+        grant,
+        counters: this.#counters,
+      };
+      // Without the option a hixie-76 request goes to `ws`, which answers it 400 and closes.
+      if (kind === SOCKJS_WEBSOCKET && this.options.hixie76 && isHixie76(req)) return hixie76Events(upgrade, this.options.max_message_size);
+      return websocketEvents(this.#wss, upgrade);
     };
-    // Without the option a hixie-76 request goes to `ws`, which answers it 400 and closes.
-    if (kind === SOCKJS_WEBSOCKET && this.options.hixie76 && isHixie76(req)) return hixie76Events(upgrade, this.options.max_message_size);
-    return websocketEvents(this.#wss, upgrade);
+    return this.#opening(req, kind.protocol, open, (response, cause) => {
+      this.#refused(cause);
+      return answeredOnSocket(req, socket, response, this.#logger);
+    });
   }
 
   /**
@@ -336,24 +468,37 @@ export class Endpoint {
         effect.receiver.sink.ping?.();
         break;
       case 'open': {
+        const { request, grant } = effect;
+        const admission = this.#admission;
+        const limit = this.options.rate_limit;
         const control = Connection.open({
           key: session.key,
           prefix: this.options.prefix,
           protocol: effect.receiver.protocol,
-          request: effect.request,
+          request,
           post: session.post,
           maxQueueSize: this.options.max_queue_size,
           log: this.#logger,
+          auth: grant?.value,
+          credential: grant?.credential,
+          client: admission?.addressOf(request) ?? '',
+          limiter: limit ? new RateLimiter(limit, this.#scheduler.now()) : null,
+          counters: this.#counters,
         });
         session.handle = control;
-        this.#connected.add(session);
+        this.#live.set(session.key, session);
+        admission?.opened(control.client);
+        this.#counters?.opened(control.connection.protocol);
         this.#logger('debug', `session ${String(session.key)} opened over ${effect.receiver.protocol}`);
         hooks.connection(control.connection);
         break;
       }
       case 'deliver': {
         const control = session.handle;
-        if (!control || control.deliver(effect.messages)) break;
+        if (!control) break;
+        const messages = control.limiter ? this.#withinLimit(session, control, effect.messages) : effect.messages;
+        if (this.#counters) this.#counters.messagesReceived += messages.length;
+        if (messages.length === 0 || control.deliver(messages)) break;
         // The application has stopped reading: the websocket is not read either until it does.
         const { source } = effect;
         if (!source) break;
@@ -361,7 +506,11 @@ export class Endpoint {
         control.whenReading(() => source.resume(), 0);
         break;
       }
+      case 'heartbeat':
+        if (this.#counters) this.#counters.heartbeats++;
+        break;
       case 'dropped':
+        if (this.#counters) this.#counters.messagesDropped += effect.count;
         this.#logger('info', `session ${String(session.key)} is closing: ${effect.count} message(s) from its client dropped`);
         break;
       case 'reply': {
@@ -376,15 +525,65 @@ export class Endpoint {
         effect.ack();
         break;
       case 'closed':
-        session.handle?.sessionClosed(effect.why);
+        this.#closed(session, effect.why);
         break;
       case 'end':
         // Every path to the end has told the connection already; this only guards against a gap.
-        session.handle?.sessionClosed(CLOSE_REASONS.INTERRUPTED);
-        session.handle = null;
-        this.#connected.delete(session);
+        this.#closed(session, CLOSE_REASONS.INTERRUPTED);
+        this.#ended(session);
         if (typeof session.key === 'string') this.#relay?.ended(session.key);
         break;
     }
+  }
+
+  /** Tells the session's connection it has closed with `why`, and counts it, once. */
+  #closed(session: Session, why: CloseReason): void {
+    const control = session.handle;
+    if (!control || control.connection.readyState === CLOSED) return;
+    const counters = this.#counters;
+    if (counters) {
+      counters.closed(control.connection.protocol, why.code);
+      if (why === CLOSE_REASONS.NO_HEARTBEAT) counters.deadPeers++;
+      // A websocket message over max_message_size or max_payload_messages, or not JSON.
+      else if (why.code === 1009) counters.refused.size++;
+      else if (why === CLOSE_REASONS.BROKEN_FRAMING) counters.refused.bad_input++;
+    }
+    control.sessionClosed(why);
+  }
+
+  /** Forgets a session that has ended, and what it counted against the caps. */
+  #ended(session: Session): void {
+    this.#closed(session, CLOSE_REASONS.SHUTTING_DOWN);
+    const control = session.handle;
+    session.handle = null;
+    if (this.#live.get(session.key) === session) this.#live.delete(session.key);
+    if (control) this.#admission?.closed(control.client);
+  }
+
+  /**
+   * The messages of `messages` within the session's rate limit. What is over it is dropped,
+   * counted and logged (a line per session and second), or closes the session with
+   * `1008 "Rate limit exceeded"` (policy `close`).
+   */
+  #withinLimit(session: Session, control: ConnectionControl, messages: readonly string[]): readonly string[] {
+    const limiter = control.limiter!;
+    const now = this.#scheduler.now();
+    const taken = limiter.take(messages, now);
+    if (taken === messages.length) return messages;
+    const over = messages.length - taken;
+    if (this.#counters) this.#counters.refused.rate += over;
+    if (this.options.rate_limit?.policy === 'close') {
+      this.#logger('info', `session ${String(session.key)}: over its rate limit: closed`);
+      control.connection.close(CLOSE_REASONS.RATE_LIMITED.code, CLOSE_REASONS.RATE_LIMITED.reason);
+    } else {
+      if (this.#counters) this.#counters.messagesDropped += over;
+      limiter.unlogged += over;
+      if (now - limiter.loggedAt >= 1000) {
+        this.#logger('info', `session ${String(session.key)}: ${limiter.unlogged} message(s) over its rate limit dropped`);
+        limiter.loggedAt = now;
+        limiter.unlogged = 0;
+      }
+    }
+    return taken === 0 ? NO_MESSAGES : messages.slice(0, taken);
   }
 }

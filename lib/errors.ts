@@ -47,6 +47,16 @@ export function faultText(error: unknown): string {
 /** A plain-text error answer. */
 const plain = (status: number, body: string): StaticResponse => ({ status, headers: { 'Content-Type': 'text/plain; charset=UTF-8' }, body });
 
+/** A 503 that asks the client to come back in a second. */
+const retryLater = (body: string): StaticResponse => ({
+  status: 503,
+  headers: { 'Content-Type': 'text/plain; charset=UTF-8', 'Retry-After': String(RETRY_AFTER_SECONDS) },
+  body,
+});
+
+/** The `Retry-After` of a refusal that may pass later (a cap, a slow `authorize`), in seconds. */
+export const RETRY_AFTER_SECONDS = 1;
+
 /** One of the protocol's own errors: 500 with its exact text and no Content-Type, as the reference server answers. */
 const protocol = (body: string): StaticResponse => ({ status: 500, headers: {}, body });
 
@@ -79,6 +89,15 @@ export const HTTP_ERRORS = {
   UNAVAILABLE: plain(503, 'Service unavailable.'),
   /** With `relay`, a request for a session owned elsewhere, while the bus cannot be reached (logged). */
   RELAY_UNAVAILABLE: plain(503, 'Session relay unavailable.'),
+  /**
+   * `authorize` refused to open a session (it returned false, null or undefined), or a request
+   * for a session came without the credentials the session was opened with.
+   */
+  NOT_AUTHORIZED: plain(403, 'Not authorized.'),
+  /** `authorize` did not answer within `authorize_timeout` (logged). */
+  AUTHORIZATION_TIMED_OUT: retryLater('Authorization timed out.'),
+  /** A new session over `max_sessions` or `max_sessions_per_address`; open sessions are untouched. */
+  TOO_MANY_SESSIONS: retryLater('Too many sessions.'),
 } as const satisfies Record<string, StaticResponse>;
 
 export type HttpErrorName = keyof typeof HTTP_ERRORS;
@@ -110,6 +129,10 @@ export const CLOSE_REASONS = {
   ANOTHER_CONNECTION: { code: 2010, reason: 'Another connection still open' },
   /** A websocket message that is not JSON. */
   BROKEN_FRAMING: { code: 3000, reason: 'Broken framing.' },
+  /** With `relay`, a relayed request for a session came without the credentials it was opened with. */
+  NOT_AUTHORIZED: { code: 1008, reason: 'Not authorized' },
+  /** The client sent faster than `rate_limit` allows, under its policy `close`. */
+  RATE_LIMITED: { code: 1008, reason: 'Rate limit exceeded' },
   /** A websocket peer that answered no ping within a heartbeat interval. */
   NO_HEARTBEAT: { code: 3000, reason: 'No response from heartbeat' },
   /**

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { SchedulerLike } from 'rxjs';
 import { BatchScheduler } from './session/batch-scheduler';
+import type { Authorize } from './authorization';
 import type { BroadcastBus } from './broadcast';
 import { sockjsError } from './errors';
 import { ALL_TRANSPORTS, type TransportName } from './transports';
@@ -8,8 +9,27 @@ import { ALL_TRANSPORTS, type TransportName } from './transports';
 /** Severities passed to the `log` option, from least to most serious. */
 export type LogSeverity = 'debug' | 'info' | 'error';
 
-/** Options of `createServer`, `installHandlers` and `attach`; the names are the sockjs package's. */
-export interface ServerOptions {
+/** Inbound rate limits of each session (`rate_limit`). */
+export interface RateLimit {
+  /** Messages per second a client may send. Default: no limit. */
+  readonly messages?: number;
+  /** UTF-8 bytes of messages per second a client may send. Default: no limit. */
+  readonly bytes?: number;
+  /** Seconds of the rates a client may send at once, after a quiet spell (the bucket's size). Default 1. */
+  readonly burst?: number;
+  /**
+   * What becomes of messages over the limit: `drop` (each dropped and counted, a log line per
+   * session and second) or `close` (the session closes with `1008 "Rate limit exceeded"`).
+   * Default `drop`.
+   */
+  readonly policy?: 'drop' | 'close';
+}
+
+/**
+ * Options of `createServer`, `installHandlers` and `attach`; the names are the sockjs package's.
+ * `A` is what `authorize` returns, kept on each Connection as `auth`.
+ */
+export interface ServerOptions<A = unknown> {
   /** Path under which the server answers, e.g. `/echo`: `''` or a path starting with `/`. Default `''` (every path). */
   prefix?: string;
   /**
@@ -84,6 +104,36 @@ export interface ServerOptions {
    */
   relay?: boolean;
   /**
+   * Asked before a session opens, on the websocket handshake and on the request that opens an
+   * HTTP session, with the request's headers, query, address and origin: a value allows it
+   * (the Connection keeps it as `auth`), `false`, `null` or `undefined` refuse it with 403, and
+   * `refuse(401 | 403, reason)` refuses it with that. It may return a Promise. The session's
+   * later requests must carry the same query (less sockjs-client's own `t`, `c` and `i`) and
+   * `Authorization` header, or get 403. `/info` and the iframe page are not asked about.
+   * Default: every session opens.
+   */
+  authorize?: Authorize<A>;
+  /**
+   * Milliseconds `authorize` may take; past them the request gets 503 and a log line. Default 5000.
+   */
+  authorize_timeout?: number;
+  /**
+   * The most sessions open at once on the whole server: a new one over it gets 503 with
+   * `Retry-After` (a websocket handshake too), and the open ones are untouched. Taken from
+   * `createServer` only. Default: no cap.
+   */
+  max_sessions?: number;
+  /** The most sessions open at once per client address (see `client_address`), refused as `max_sessions` refuses. Default: no cap. */
+  max_sessions_per_address?: number;
+  /**
+   * The address a request counts against for `max_sessions_per_address`: by default the
+   * address of the connection's other end, which behind a proxy is the proxy's; a function
+   * `(req) => string` can read a header the proxy sets instead. Taken from `createServer` only.
+   */
+  client_address?: (req: IncomingMessage) => string;
+  /** Inbound rate limits of each session (see `RateLimit`). Default: none. */
+  rate_limit?: RateLimit;
+  /**
    * Whether the server counts what it does, for `server.metrics()`. Counting costs an addition
    * per event; `false` leaves it out. Taken from `createServer` only. Default `true`.
    */
@@ -113,6 +163,9 @@ export interface ResolvedOptions {
   readonly max_payload_messages: number;
   readonly max_queue_size: number;
   readonly origins: ((origin: string, req: IncomingMessage) => boolean) | null;
+  readonly authorize: Authorize | null;
+  readonly authorize_timeout: number;
+  readonly rate_limit: Required<RateLimit> | null;
 }
 
 export const DEFAULT_SOCKJS_URL = 'https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js';
@@ -138,6 +191,7 @@ export const DEFAULTS = {
   max_message_size: 1024 * 1024,
   max_payload_messages: 65_536,
   max_queue_size: 8 * 1024 * 1024,
+  authorize_timeout: 5000,
 } as const;
 
 /**
@@ -162,6 +216,18 @@ const isScheduler: Check = (value) => {
   if (!isObject(value)) return false;
   const { now, schedule } = value as { now?: unknown; schedule?: unknown };
   return typeof now === 'function' && typeof schedule === 'function';
+};
+
+const isPositiveNumber = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value) && value > 0;
+const isRateLimit: Check = (value) => {
+  if (!isObject(value) || Array.isArray(value)) return false;
+  const limit = value as Record<string, unknown>;
+  if (!Object.keys(limit).every((name) => ['messages', 'bytes', 'burst', 'policy'].includes(name))) return false;
+  if (limit.messages === undefined && limit.bytes === undefined) return false;
+  return (
+    ['messages', 'bytes', 'burst'].every((name) => limit[name] === undefined || isPositiveNumber(limit[name])) &&
+    (limit.policy === undefined || limit.policy === 'drop' || limit.policy === 'close')
+  );
 };
 
 /** Every option this package knows: what its value must be, in words for the error, and the test. */
@@ -194,6 +260,12 @@ const RULES: Readonly<Record<keyof ServerOptions, readonly [expected: string, ch
   ],
   relay: ['a boolean', isBoolean],
   metrics: ['a boolean', isBoolean],
+  authorize: ['a function', isFunction],
+  authorize_timeout: [`a positive finite number of milliseconds, at most ${MAX_DELAY}`, isDelay],
+  max_sessions: ['a positive integer', isPositiveInteger],
+  max_sessions_per_address: ['a positive integer', isPositiveInteger],
+  client_address: ['a function', isFunction],
+  rate_limit: ['an object with `messages` and/or `bytes` (positive numbers per second), `burst` (seconds, positive) and `policy` (`drop` or `close`)', isRateLimit],
   faye_server_options: ['an object', isObject],
 };
 
@@ -206,7 +278,7 @@ function isKnown(name: string): name is keyof ServerOptions {
  * Throws `SOCKJS_ERR_UNKNOWN_OPTION` for a name this package does not know and
  * `SOCKJS_ERR_INVALID_OPTION` for a value of the wrong kind.
  */
-export function validateOptions(options: unknown): ServerOptions {
+export function validateOptions<A = unknown>(options: unknown): ServerOptions<A> {
   // `null` is tolerated as "no options", as the sockjs package does.
   if (options === undefined || options === null) return {};
   if (!isObject(options) || Array.isArray(options)) throw sockjsError('SOCKJS_ERR_INVALID_OPTION', 'options', 'an object');
@@ -218,7 +290,7 @@ export function validateOptions(options: unknown): ServerOptions {
     if (!check(value)) throw sockjsError('SOCKJS_ERR_INVALID_OPTION', name, expected);
     given[name] = value;
   }
-  return given as ServerOptions;
+  return given as ServerOptions<A>;
 }
 
 /**
@@ -259,6 +331,11 @@ export function resolveOptions(base?: ServerOptions, overrides?: ServerOptions):
     max_payload_messages: o.max_payload_messages,
     max_queue_size: o.max_queue_size,
     origins: originCheck(o.origins),
+    authorize: o.authorize ?? null,
+    authorize_timeout: o.authorize_timeout,
+    rate_limit: o.rate_limit
+      ? { messages: o.rate_limit.messages ?? Infinity, bytes: o.rate_limit.bytes ?? Infinity, burst: o.rate_limit.burst ?? 1, policy: o.rate_limit.policy ?? 'drop' }
+      : null,
   };
 }
 

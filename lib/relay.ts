@@ -66,20 +66,24 @@ export function isRelayBus(bus: BroadcastBus): bus is RelayBus {
  * the process that relays it has answered its request by then, so the owner drops it after.
  */
 type ToOwner =
-  /** Receiver `r` of process `f` is a `p` (protocol) response with query `q`. */
-  | { readonly t: 'attach'; readonly s: string; readonly r: number; readonly f: string; readonly p: string; readonly q: string; readonly d: number }
+  /**
+   * Receiver `r` of process `f` is a `p` (protocol) response with query `q`; `k`, with
+   * `authorize`, the digest of its credentials.
+   */
+  | { readonly t: 'attach'; readonly s: string; readonly r: number; readonly f: string; readonly p: string; readonly q: string; readonly d: number; readonly k?: string }
   | { readonly t: 'detach'; readonly s: string; readonly r: number; readonly f: string; readonly why: CloseReason }
-  /** Send `q` of process `f` carries messages `m`. */
-  | { readonly t: 'send'; readonly s: string; readonly q: number; readonly f: string; readonly m: readonly string[]; readonly d: number };
+  /** Send `q` of process `f` carries messages `m`; `k` as for an attach. */
+  | { readonly t: 'send'; readonly s: string; readonly q: number; readonly f: string; readonly m: readonly string[]; readonly d: number; readonly k?: string };
 
 /** From the owner `o` of session `s`, to the process that relays. */
 type ToRelay =
   | { readonly t: 'write'; readonly r: number; readonly c: string; readonly s: string; readonly o: string }
   /** Receiver `r` is ended; `gone`: the owner has no such session (any more). */
   /** `late`: the owner dropped the attach, come after its deadline. */
-  | { readonly t: 'end'; readonly r: number; readonly gone?: true; readonly late?: true }
-  /** `late`: the owner dropped the send, come after its deadline. */
-  | { readonly t: 'reply'; readonly q: number; readonly ok: boolean; readonly late?: true };
+  /** `denied`: the attach did not carry the credentials the session was opened with. */
+  | { readonly t: 'end'; readonly r: number; readonly gone?: true; readonly late?: true; readonly denied?: true }
+  /** `late`: the owner dropped the send, come after its deadline; `denied` as for an end. */
+  | { readonly t: 'reply'; readonly q: number; readonly ok: boolean; readonly late?: true; readonly denied?: true };
 
 /** How often the owners of what is relayed are checked for, while anything is. */
 const WATCH_MS = 1000;
@@ -149,6 +153,10 @@ export interface RelayContext {
   /** A receiver id unique in the endpoint. */
   readonly nextId: () => number;
   readonly log: Log;
+  /** Whether sessions open only once `authorize` allows them. */
+  readonly authorizes?: boolean;
+  /** Whether a request with the credential digest `credential` may use `session`, a session here. */
+  readonly admits?: (session: string, credential: string | undefined) => boolean;
 }
 
 /**
@@ -196,11 +204,12 @@ export class Relay {
 
   /**
    * The events of a receiving request for a session not opened here: claimed, it opens here
-   * and `local$` goes to this endpoint's table as it would without a relay; owned elsewhere,
-   * its response is the owner's receiver. What the relay cannot serve, `answers` answers (a
-   * `jsessionid` function that throws when the response starts is one of its faults).
+   * and `local(true)` goes to this endpoint's table as it would without a relay; owned
+   * elsewhere, the attach of `local(false)` makes its response the owner's receiver, and
+   * `credential` goes with it for the owner to check. What the relay cannot serve, `answers`
+   * answers (a `jsessionid` function that throws when the response starts is one of its faults).
    */
-  receive(session: string, local$: Observable<SessionEvent>, answers: RelayAnswers): Observable<SessionEvent> {
+  receive(session: string, local: (opening: boolean) => Observable<SessionEvent>, answers: RelayAnswers, credential?: string): Observable<SessionEvent> {
     return new Observable<SessionEvent>((subscriber) => {
       /** Until the owner is known nothing is read or written; then the events go to the table (`local`) or over the bus. */
       let mode: 'locating' | 'relay' | 'local' = 'locating';
@@ -242,9 +251,10 @@ export class Relay {
         this.#relayed.set(receiver.id, entry);
         this.#watchOwners();
         const query = splitQuery(event.request?.url);
+        const message: ToOwner = { t: 'attach', s: session, r: receiver.id, f: this.address, p: receiver.protocol, q: query, d: Date.now() + DELIVERY_DEADLINE_MS };
         this.#deliver(
           owner,
-          { t: 'attach', s: session, r: receiver.id, f: this.address, p: receiver.protocol, q: query, d: Date.now() + DELIVERY_DEADLINE_MS },
+          credential === undefined ? message : { ...message, k: credential },
           () => this.#lost(receiver.id),
           () => this.#relayed.get(receiver.id) === entry,
         );
@@ -304,6 +314,15 @@ export class Relay {
               return;
             }
             owner = found;
+            if (found === null && attach && this.context.authorizes) {
+              // Its owner is gone, and this response, relayed to it, was never authorized to
+              // open the session here: its client is told, and opens a new session.
+              this.bus.release(this.#name(session), this.address);
+              end(attach.receiver, CLOSE_REASONS.SESSION_UNREACHABLE);
+              inner?.unsubscribe();
+              subscriber.complete();
+              return;
+            }
             if (found === null || (found === this.address && this.#owned.has(session))) {
               // The session opens here, or is here already: the table takes the response.
               claimedHere = found === null;
@@ -319,7 +338,7 @@ export class Relay {
             } else {
               mode = 'relay';
             }
-            inner ??= local$.subscribe({
+            inner ??= local(mode === 'local' && claimedHere).subscribe({
               next: (event) => guarded(() => onEvent(event)),
               error: (error: unknown) => guarded(() => {
                 throw error;
@@ -362,7 +381,7 @@ export class Relay {
    * request is answered once the owner has (404 when no process has the session, 503 when the
    * bus cannot be reached). A session opened here meanwhile takes it as a local send.
    */
-  send(session: string, event: Extract<SessionEvent, { type: 'incoming' }>, answers: RelayAnswers): Observable<SessionEvent> {
+  send(session: string, event: Extract<SessionEvent, { type: 'incoming' }>, answers: RelayAnswers, credential?: string): Observable<SessionEvent> {
     const { reply } = event;
     if (!reply) return EMPTY;
     if (this.#owned.has(session)) return of(event);
@@ -396,7 +415,7 @@ export class Relay {
               return;
             }
             if (owner === null || owner === this.address) reply.unknownSession();
-            else this.#relaySend(owner, session, event.messages, reply);
+            else this.#relaySend(owner, session, event.messages, reply, credential);
             subscriber.complete();
           }),
         (error: unknown) =>
@@ -417,13 +436,14 @@ export class Relay {
   }
 
   /** Relays a send's messages to the owner; the request is answered when the owner answers, or its relay fails. */
-  #relaySend(owner: string, session: string, messages: readonly string[], reply: Reply): void {
+  #relaySend(owner: string, session: string, messages: readonly string[], reply: Reply, credential: string | undefined): void {
     const q = ++this.#sendCount;
     this.#sends.set(q, { owner, reply });
     this.#watchOwners();
+    const message: ToOwner = { t: 'send', s: session, q, f: this.address, m: messages, d: Date.now() + DELIVERY_DEADLINE_MS };
     this.#deliver(
       owner,
-      { t: 'send', s: session, q, f: this.address, m: messages, d: Date.now() + DELIVERY_DEADLINE_MS },
+      credential === undefined ? message : { ...message, k: credential },
       (delivered) => {
         if (!this.#sends.delete(q)) return;
         if (delivered === false) reply.unknownSession();
@@ -600,6 +620,10 @@ export class Relay {
           this.#lost(message.r);
           return EMPTY;
         }
+        if (message.denied) {
+          this.#lost(message.r, CLOSE_REASONS.NOT_AUTHORIZED);
+          return EMPTY;
+        }
         relayed.receiver.sink.end(CLOSE_REASONS.NORMAL_CLOSURE);
         relayed.done();
         return EMPTY;
@@ -609,6 +633,7 @@ export class Relay {
         if (!pending) return EMPTY;
         this.#sends.delete(message.q);
         if (message.ok) pending.reply.accept();
+        else if (message.denied) pending.reply.refused();
         else if (message.late) pending.reply.unavailable();
         else pending.reply.unknownSession();
         this.#unwatchIfIdle();
@@ -631,7 +656,12 @@ export class Relay {
           answer(false);
           return EMPTY;
         }
-        const reply: Reply = { accept: () => answer(true), unknownSession: () => answer(false), unavailable: () => answer(false) };
+        if (this.context.admits && !this.context.admits(message.s, message.k)) {
+          this.context.log('info', `sockjs-rx relay: a send for session ${JSON.stringify(message.s)} without its credentials: refused`);
+          this.#deliver(f, { t: 'reply', q, ok: false, denied: true }, () => undefined);
+          return EMPTY;
+        }
+        const reply: Reply = { accept: () => answer(true), unknownSession: () => answer(false), unavailable: () => answer(false), refused: () => answer(false) };
         return of({ type: 'incoming', key: message.s, messages: message.m, reply });
       }
       default:
@@ -663,6 +693,11 @@ export class Relay {
     const framer = transport?.framer(message.q);
     if (!this.#owned.has(key) || !transport || !framer || !isFramer(framer)) {
       this.#deliver(f, { t: 'end', r, gone: true }, () => undefined);
+      return EMPTY;
+    }
+    if (this.context.admits && !this.context.admits(key, message.k)) {
+      this.context.log('info', `sockjs-rx relay: a receiving request for session ${JSON.stringify(key)} without its credentials: refused`);
+      this.#deliver(f, { t: 'end', r, denied: true }, () => undefined);
       return EMPTY;
     }
     const slot = `${f} ${r}`;

@@ -10,6 +10,7 @@ import { type BroadcastBus, Channel, localBus } from './broadcast';
 import type { Connection } from './connection';
 import { Endpoint } from './endpoint';
 import { sockjsError } from './errors';
+import { Admission, socketAddress } from './admission';
 import { addPrefixMetrics, type BusMetrics, type MetricsSnapshot, PrefixCounters, type PrefixMetrics } from './metrics';
 import { isRelayBus, type RelayBus } from './relay';
 import { optionNotices, resolveOptions, type ServerOptions, validateOptions } from './options';
@@ -50,12 +51,13 @@ function restore(emitter: EventEmitter, event: string, listener: Listener, previ
   for (const l of previous) emitter.on(event, l);
 }
 
-export class Server extends EventEmitter {
+/** `A`: what the `authorize` option returns, kept on each Connection as `auth`. */
+export class Server<A = unknown> extends EventEmitter {
   /** The options given to `createServer`; `installHandlers` may override them per prefix. */
-  readonly options: ServerOptions;
+  readonly options: ServerOptions<A>;
   /** Every new connection, on every prefix this server is installed on. */
-  readonly connections$: Observable<Connection>;
-  readonly #connections = new Subject<Connection>();
+  readonly connections$: Observable<Connection<A>>;
+  readonly #connections = new Subject<Connection<A>>();
   #installations: Installation[] = [];
   readonly #bus: BroadcastBus;
   /** The bus sessions are relayed over, with the `relay` option. */
@@ -64,18 +66,25 @@ export class Server extends EventEmitter {
   /** What the channels publish on: the bus, counting each publish. */
   readonly #publishing: BroadcastBus;
   #published = 0;
+  /** The caps on open sessions of every prefix (`max_sessions`, `max_sessions_per_address`), when set. */
+  readonly #admission: Admission | null;
   /** Set by close(): a closed server cannot be installed again. */
   #closed = false;
   readonly #closed$ = new Subject<void>();
 
-  constructor(options: ServerOptions = {}) {
+  constructor(options: ServerOptions<A> = {}) {
     super();
     // Bad options are refused here, where the caller made them, rather than at the first request.
-    this.options = validateOptions(options);
+    this.options = validateOptions<A>(options);
     const resolved = resolveOptions(this.options);
     for (const notice of optionNotices(this.options)) resolved.log('info', notice);
     this.connections$ = this.#connections.asObservable();
     this.#bus = this.options.bus ?? localBus();
+    const { max_sessions, max_sessions_per_address, client_address } = this.options;
+    this.#admission =
+      max_sessions !== undefined || max_sessions_per_address !== undefined
+        ? new Admission({ maxSessions: max_sessions ?? Infinity, maxPerAddress: max_sessions_per_address ?? Infinity, addressOf: client_address ?? socketAddress })
+        : null;
     const bus = this.#bus;
     this.#publishing = {
       publish: (channel, message) => {
@@ -99,7 +108,7 @@ export class Server extends EventEmitter {
    * `SOCKJS_ERR_ALREADY_ATTACHED` for a prefix it already serves on `http`, and
    * `SOCKJS_ERR_SERVER_CLOSED` after `close()`.
    */
-  installHandlers(http: HttpServer, options?: ServerOptions): true {
+  installHandlers(http: HttpServer, options?: ServerOptions<A>): true {
     this.#install(http, options);
     return true;
   }
@@ -196,7 +205,7 @@ export class Server extends EventEmitter {
     for (const installation of this.#installations) yield* installation.endpoint.connections();
   }
 
-  #install(http: HttpServer, overrides?: ServerOptions): void {
+  #install(http: HttpServer, overrides?: ServerOptions<A>): void {
     if (this.#closed) throw sockjsError('SOCKJS_ERR_SERVER_CLOSED');
     const options = resolveOptions(this.options, overrides);
     // Two installations of one prefix on one HTTP server would each take the other's requests.
@@ -212,11 +221,14 @@ export class Server extends EventEmitter {
           // Every open connection is in `*` without joining it; the channel starts listening with the first.
           this.channel(EVERYONE).listen();
           this.emit('connection', connection);
-          this.#connections.next(connection);
+          this.#connections.next(connection as Connection<A>);
         },
       },
-      this.#relayBus,
-      this.options.metrics === false ? null : new PrefixCounters(),
+      {
+        relayBus: this.#relayBus,
+        counters: this.options.metrics === false ? null : new PrefixCounters(),
+        admission: this.#admission,
+      },
     );
     options.log('debug', `sockjs-rx bound to ${JSON.stringify(options.prefix)}`);
     const request = overshadow(http, 'request', ([req, res]) =>
@@ -247,20 +259,20 @@ export class Server extends EventEmitter {
   }
 }
 
-export interface Server {
-  on(event: 'connection', listener: (connection: Connection) => void): this;
+export interface Server<A = unknown> {
+  on(event: 'connection', listener: (connection: Connection<A>) => void): this;
   on(event: string | symbol, listener: (...args: unknown[]) => void): this;
-  once(event: 'connection', listener: (connection: Connection) => void): this;
+  once(event: 'connection', listener: (connection: Connection<A>) => void): this;
   once(event: string | symbol, listener: (...args: unknown[]) => void): this;
 }
 
 /** Creates a SockJS server; serve it with `attach(httpServer)` or `installHandlers(httpServer)`. */
-export function createServer(options?: ServerOptions): Server {
-  return new Server(options);
+export function createServer<A = unknown>(options?: ServerOptions<A>): Server<A> {
+  return new Server<A>(options);
 }
 
 /** Creates a server and installs it on `http` at once. */
-export function listen(http: HttpServer, options?: ServerOptions): Server {
+export function listen<A = unknown>(http: HttpServer, options?: ServerOptions<A>): Server<A> {
   const server = createServer(options);
   server.installHandlers(http);
   return server;

@@ -153,6 +153,7 @@ describe('options', () => {
         max_message_size: 1_048_576,
         max_payload_messages: 65_536,
         max_queue_size: 8_388_608,
+        authorize_timeout: 5_000,
       });
       expect(DEFAULT_SOCKJS_URL).toBe('https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js');
     });

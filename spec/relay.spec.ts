@@ -208,6 +208,26 @@ describe.each(KINDS)('relay: true over %s', (_kind, busesFor) => {
     expect(a!.connections).toHaveLength(0);
   });
 
+  it('with authorize, asks once where a session opens, and lets no server serve it to a request without its credentials', async () => {
+    const asked: string[] = [];
+    const authorize = ({ query }: { query: URLSearchParams }) => {
+      asked.push(query.get('token') ?? '');
+      return query.get('token') === 'ok' ? { user: 'ann' } : false;
+    };
+    const [a, b, c] = await three(busesFor(), { authorize });
+    const session = `/echo/000/${randomUUID()}`;
+    expect((await post(b!, `${session}/xhr`)).status).toBe(403);
+    expect(await (await post(a!, `${session}/xhr?token=ok`)).body()).toBe('o\n');
+    // Relayed with its credentials, a send and a poll reach the session; without them, neither does.
+    expect((await post(b!, `${session}/xhr_send?token=ok`, '["mine"]')).status).toBe(204);
+    expect((await post(c!, `${session}/xhr_send`, '["stolen"]')).status).toBe(403);
+    expect((await post(c!, `${session}/xhr_send?token=other`, '["stolen"]')).status).toBe(403);
+    expect(await (await post(c!, `${session}/xhr`)).body()).toBe('c[1008,"Not authorized"]\n');
+    expect(await (await post(b!, `${session}/xhr?token=ok`)).body()).toBe('a["mine"]\n');
+    expect(asked).toEqual(['', 'ok']);
+    expect(a!.connections.map((connection) => connection.auth)).toEqual([{ user: 'ann' }]);
+  });
+
   it('delivers messages sent through different servers to the application in the order they were sent', async () => {
     const [a, b, c] = await three(busesFor());
     const session = `/echo/000/${randomUUID()}`;

@@ -6,6 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
 import { Observable, type Subscriber } from 'rxjs';
+import type { Grant } from '../authorization';
+import type { PrefixCounters } from '../metrics';
 import { type CloseReason, CLOSE_REASONS, HTTP_ERRORS } from '../errors';
 import { splitUrl } from '../router';
 import { onFlush, type Receiver, SharedBytes, type Sink } from '../session/receiver';
@@ -28,6 +30,8 @@ export interface ReceivingContext {
   readonly nextId: () => number;
   readonly pipelining: Pipelining;
   readonly log: Log;
+  /** Where refused requests are counted, with metrics. */
+  readonly counters?: PrefixCounters | null;
 }
 
 /**
@@ -35,12 +39,20 @@ export interface ReceivingContext {
  * client drops it. A request the transport refuses (a bad callback name) is answered and emits
  * nothing. Nothing is written before it is subscribed.
  */
-export function receiving(req: IncomingMessage, res: ServerResponse, transport: ReceivingTransport, key: SessionKey, context: ReceivingContext): Observable<SessionEvent> {
+export function receiving(
+  req: IncomingMessage,
+  res: ServerResponse,
+  transport: ReceivingTransport,
+  key: SessionKey,
+  context: ReceivingContext,
+  grant?: Grant,
+): Observable<SessionEvent> {
   return new Observable<SessionEvent>((subscriber) => {
     const { policy } = context;
     const base = policy.sessionHeaders(req, res);
     const framer = transport.framer(splitUrl(req.url ?? '/').query);
     if (!isFramer(framer)) {
+      if (context.counters) context.counters.refused.bad_input++;
       respond(res, framer, base);
       logAnswer(context.log, req, framer.status);
       subscriber.complete();
@@ -61,7 +73,7 @@ export function receiving(req: IncomingMessage, res: ServerResponse, transport: 
         res.writeHead(200, headers);
         if (framer.prelude) res.write(framer.prelude);
       }
-      subscriber.next({ type: 'attach', key, receiver, request: req });
+      subscriber.next(grant ? { type: 'attach', key, receiver, request: req, grant } : { type: 'attach', key, receiver, request: req });
       receiver.listen(subscriber);
     };
     if (res.socket) {
@@ -179,6 +191,10 @@ export class ResponseReceiver implements Receiver, Sink {
     const flushed = onFlush(res, taken);
     res.write(bytes, flushed);
     if (!flushed) taken?.();
+  }
+
+  buffered(): number {
+    return this.res.writableLength;
   }
 
   /** Ends the response; `abort` drops it at once, with whatever still waits for its client. */

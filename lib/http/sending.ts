@@ -12,6 +12,7 @@ import { type Body, readBody } from './body';
 import { mergeHeaders } from './headers';
 import { notFound, type StaticResponse } from './pages';
 import type { HttpPolicy } from './policy';
+import type { PrefixCounters } from '../metrics';
 import { type Log, logAnswer, respond } from './respond';
 
 /** The messages of a send's body, or the answer that refuses it. */
@@ -29,6 +30,8 @@ export interface SendingContext {
   readonly log: Log;
   /** Logs a fault that was caught. */
   readonly fault: (what: string, error: unknown) => void;
+  /** Where bodies and refusals are counted, with metrics. */
+  readonly counters?: PrefixCounters | null;
 }
 
 /**
@@ -46,6 +49,11 @@ function send(req: IncomingMessage, res: ServerResponse, transport: SendingTrans
   const headers = transport.cors === 'xhr' ? mergeHeaders(base, policy.cors(req)) : base;
   const read = (body: Body): SessionEvent | undefined => {
     const messages = sentMessages(transport, req.headers['content-type'], body, context.maxMessages);
+    const { counters } = context;
+    if (counters) {
+      if (body !== null) counters.bytesReceived += Buffer.byteLength(body);
+      if ('status' in messages) counters.refused[messages.status === 413 ? 'size' : 'bad_input']++;
+    }
     if ('status' in messages) {
       respond(res, messages, body === null ? mergeHeaders(headers, { Connection: 'close' }) : headers);
       logAnswer(context.log, req, messages.status);
@@ -57,6 +65,10 @@ function send(req: IncomingMessage, res: ServerResponse, transport: SendingTrans
       unavailable: () => {
         respond(res, HTTP_ERRORS.RELAY_UNAVAILABLE, headers);
         logAnswer(context.log, req, HTTP_ERRORS.RELAY_UNAVAILABLE.status);
+      },
+      refused: () => {
+        respond(res, HTTP_ERRORS.NOT_AUTHORIZED, headers);
+        logAnswer(context.log, req, HTTP_ERRORS.NOT_AUTHORIZED.status);
       },
     };
     return { type: 'incoming', key, messages, reply };

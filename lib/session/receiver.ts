@@ -19,6 +19,8 @@ export interface Sink {
   end(why: CloseReason, abort?: boolean): void;
   /** Sends a websocket ping, where the transport has them. */
   ping?(): void;
+  /** Bytes written and not yet flushed to the kernel, for `bytesQueued` of the metrics. */
+  buffered?(): number;
 }
 
 /**

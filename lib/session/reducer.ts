@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'http';
 import { closeFrame, heartbeatFrame, messageFrame, openFrame } from '../frames';
 import type { Framing, Receiver } from './receiver';
 import { type CloseReason, CLOSE_REASONS } from '../errors';
+import type { Grant } from '../authorization';
 
 /** Keys of the session table: HTTP session ids are strings, websocket sessions numbers. */
 export type SessionKey = string | number;
@@ -21,6 +22,8 @@ export interface Reply {
   unknownSession(): void;
   /** The session's owner, another process, cannot be reached (`relay`): never called by the reducer. */
   unavailable(): void;
+  /** The session's owner, another process, found the request without the session's credentials (`relay`): never called by the reducer. */
+  refused(): void;
 }
 
 /** Where a client's messages are read from: paused while the application does not read them. */
@@ -35,7 +38,14 @@ export type SessionEvent =
    * opens the session; null for a receiver relayed from another process, which attaches to an
    * open session only.
    */
-  | { readonly type: 'attach'; readonly key: SessionKey; readonly receiver: Receiver; readonly request: IncomingMessage | null }
+  | {
+      readonly type: 'attach';
+      readonly key: SessionKey;
+      readonly receiver: Receiver;
+      readonly request: IncomingMessage | null;
+      /** What `authorize` granted the request that opens the session. */
+      readonly grant?: Grant;
+    }
   /** The client went away from a receiver before the server ended it. */
   | { readonly type: 'detach'; readonly key: SessionKey; readonly receiverId: number; readonly why: CloseReason }
   /**
@@ -68,10 +78,12 @@ export type Effect =
   /** Ends a receiver; `abort` drops the socket without a closing handshake (a dead peer). */
   | { readonly type: 'finish'; readonly receiver: Receiver; readonly why: CloseReason; readonly abort?: boolean }
   | { readonly type: 'ping'; readonly receiver: Receiver }
-  | { readonly type: 'open'; readonly receiver: Receiver; readonly request: IncomingMessage }
+  | { readonly type: 'open'; readonly receiver: Receiver; readonly request: IncomingMessage; readonly grant: Grant | undefined }
   | { readonly type: 'deliver'; readonly messages: readonly string[]; readonly source: Source | undefined }
   /** Messages from the client that arrived after the session began closing, and go nowhere. */
   | { readonly type: 'dropped'; readonly count: number }
+  /** A heartbeat frame went out (for the metrics). */
+  | { readonly type: 'heartbeat' }
   | { readonly type: 'reply'; readonly reply: Reply; readonly accepted: boolean }
   | { readonly type: 'ack'; readonly ack: Ack }
   | { readonly type: 'closed'; readonly why: CloseReason }
@@ -125,6 +137,11 @@ let lastCosted: string | null = null;
 let lastCost = 0;
 
 const ENTRY_COST = 64;
+
+/** What `messageCost` adds to a message's bytes. */
+export const MESSAGE_OVERHEAD = ENTRY_COST;
+
+const HEARTBEAT_SENT: Effect = Object.freeze({ type: 'heartbeat' });
 
 export interface SessionState {
   readonly phase: Phase;
@@ -343,7 +360,7 @@ function refuse(b: Builder, receiver: Receiver): void {
   b.effects.push({ type: 'finish', receiver, why: CLOSE_REASONS.ANOTHER_CONNECTION });
 }
 
-function onAttach(b: Builder, receiver: Receiver, request: IncomingMessage | null): void {
+function onAttach(b: Builder, receiver: Receiver, request: IncomingMessage | null, grant: Grant | undefined): void {
   const { phase } = b.state;
   if (request === null && (phase === 'new' || phase === 'ended')) {
     // Relayed from another process for a session this one no longer has: that process looks again.
@@ -355,7 +372,7 @@ function onAttach(b: Builder, receiver: Receiver, request: IncomingMessage | nul
     b.draft().phase = 'open';
     b.attach(receiver);
     b.write(framesFor(receiver.framing, 'open', b.state));
-    b.effects.push({ type: 'open', receiver, request });
+    b.effects.push({ type: 'open', receiver, request, grant });
     b.flushQueue();
   } else if (b.state.attached) {
     refuse(b, receiver);
@@ -430,6 +447,7 @@ function onHeartbeat(b: Builder): void {
     b.effects.push({ type: 'ping', receiver });
     b.draft().awaitingPong = true;
   }
+  if (receiver.framing !== 'raw') b.effects.push(HEARTBEAT_SENT);
   b.write(framesFor(receiver.framing, 'heartbeat', b.state));
   if (b.state.attached) b.draft().heartbeatAt = b.now + b.config.heartbeatDelay;
 }
@@ -446,7 +464,7 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
   }
   switch (event.type) {
     case 'attach':
-      onAttach(b, event.receiver, event.request);
+      onAttach(b, event.receiver, event.request, event.grant);
       break;
     case 'detach':
       if (b.state.attached?.receiver.id === event.receiverId) {

@@ -38,6 +38,8 @@ export interface SessionContext<C> {
   /** Sends an event to this session, e.g. from its connection. */
   readonly post: (event: SessionEvent) => void;
   handle: C | null;
+  /** Bytes waiting in this session for its client: its queue, and what its receiver has not flushed. */
+  backlog(): number;
 }
 
 export interface Performed<C> {
@@ -160,6 +162,11 @@ class Session<C> extends Subscriber<SessionEvent> implements SessionContext<C> {
 
   get post(): (event: SessionEvent) => void {
     return this.env.post;
+  }
+
+  backlog(): number {
+    const state = this.#state;
+    return state.queuedBytes + (state.attached?.receiver.sink.buffered?.() ?? 0);
   }
 
   protected override _next(event: SessionEvent): void {

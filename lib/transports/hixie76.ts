@@ -244,6 +244,7 @@ export function hixie76Events(
     const onFrames = (chunk: Buffer, frames: HixieParser) => {
       for (const input of frames.push(chunk)) {
         if (input.type === 'text') {
+          if (upgrade.counters) upgrade.counters.bytesReceived += Buffer.byteLength(input.text);
           subscriber.next(messageEvent(key, input.text, upgrade.maxMessages, source));
         } else if (input.type === 'close') {
           detachWhy = CLOSE_REASONS.NORMAL_CLOSURE;
@@ -273,7 +274,8 @@ export function hixie76Events(
       handshaking();
       socket.write(hixieChallengeAnswer(key1, key2, key3.subarray(0, 8)));
       parser = new HixieParser(maxMessage);
-      subscriber.next({ type: 'attach', key, receiver, request: req });
+      const { grant } = upgrade;
+      subscriber.next(grant ? { type: 'attach', key, receiver, request: req, grant } : { type: 'attach', key, receiver, request: req });
       // Frames may follow key3 in the same chunk.
       onFrames(key3.subarray(8), parser);
     };

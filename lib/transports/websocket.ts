@@ -13,6 +13,8 @@ import { parseWebsocketPayload } from '../payload';
 import { type SessionEvent, type SessionKey, type Source } from '../session/reducer';
 import { type Framing, onFlush, type Receiver, SharedBytes, type Sink } from '../session/receiver';
 import { type CloseReason, CLOSE_REASONS, faultText, HTTP_ERRORS } from '../errors';
+import type { Grant } from '../authorization';
+import type { PrefixCounters } from '../metrics';
 
 export interface WebsocketKind {
   readonly protocol: 'websocket' | 'websocket-raw';
@@ -97,6 +99,13 @@ export function textFrame(text: string): Buffer {
  */
 const framed = new SharedBytes(textFrame);
 
+function byteLength(data: RawData): number {
+  if (!Array.isArray(data)) return data.byteLength;
+  let length = 0;
+  for (const part of data) length += part.length;
+  return length;
+}
+
 function text(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data).toString('utf8');
@@ -112,6 +121,10 @@ export interface WebsocketUpgrade {
   readonly log: (severity: string, message: string) => void;
   /** The most messages one SockJS-framed websocket message may carry (`max_payload_messages`). */
   readonly maxMessages: number;
+  /** What `authorize` granted the handshake. */
+  readonly grant?: Grant | undefined;
+  /** Where the bytes of its messages are counted, with metrics. */
+  readonly counters?: PrefixCounters | null;
 }
 
 /**
@@ -178,6 +191,8 @@ class WebsocketReceiver implements Receiver, Sink, Source {
   readonly url: string;
   readonly log: (severity: string, message: string) => void;
   readonly #maxMessages: number;
+  readonly #grant: Grant | undefined;
+  readonly #counters: PrefixCounters | null;
   #ws: SessionWebSocket | null = null;
   #tick: typeof IDLE | typeof SENT_ONE | typeof CORKED = IDLE;
 
@@ -194,6 +209,8 @@ class WebsocketReceiver implements Receiver, Sink, Source {
     this.url = upgrade.req.url ?? '';
     this.log = upgrade.log;
     this.#maxMessages = upgrade.maxMessages;
+    this.#grant = upgrade.grant;
+    this.#counters = upgrade.counters ?? null;
   }
 
   wrap(frame: string): string {
@@ -211,7 +228,8 @@ class WebsocketReceiver implements Receiver, Sink, Source {
     ws.on('error', onError);
     ws.on('close', onClose);
     this.socket.once('finish', closeFirst);
-    this.emit({ type: 'attach', key: this.key, receiver: this, request });
+    const grant = this.#grant;
+    this.emit(grant ? { type: 'attach', key: this.key, receiver: this, request, grant } : { type: 'attach', key: this.key, receiver: this, request });
   }
 
   emit(event: SessionEvent): void {
@@ -237,6 +255,7 @@ class WebsocketReceiver implements Receiver, Sink, Source {
   }
 
   #message(data: RawData): void {
+    if (this.#counters) this.#counters.bytesReceived += byteLength(data);
     const message = text(data);
     if (this.framing === 'raw') {
       this.emit({ type: 'incoming', key: this.key, messages: [message], source: this });
@@ -309,6 +328,10 @@ class WebsocketReceiver implements Receiver, Sink, Source {
     ws.close(isValidCloseCode(why.code) ? why.code : 1000, fitReason(why.reason));
   }
 
+  buffered(): number {
+    return this.socket.writableLength;
+  }
+
   /** Stops reading the socket while the application does not read. */
   pause(): void {
     this.#ws?.pause();
@@ -346,6 +369,11 @@ class WebsocketReceiver implements Receiver, Sink, Source {
 export function websocketEvents(wss: WebSocketServer, upgrade: WebsocketUpgrade): Observable<SessionEvent> {
   return new Observable<SessionEvent>((subscriber) => {
     const { req, socket, head } = upgrade;
+    // Gone while it waited (for `authorize`, say): its `close` has fired, and would not again.
+    if (socket.destroyed) {
+      subscriber.complete();
+      return undefined;
+    }
     const receiver = new WebsocketReceiver(upgrade.receiverId, upgrade.key, upgrade.kind, upgrade, socket, subscriber);
     // `ws` answers a bad handshake itself and destroys the socket, without calling back.
     const refused = () => subscriber.complete();

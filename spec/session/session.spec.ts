@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'http';
-import { map, type Observable } from 'rxjs';
+import { filter, map, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import type { Receiver } from '../../lib/session/receiver';
 import type { Reply, SessionEvent, SessionKey } from '../../lib/session/reducer';
@@ -29,7 +29,7 @@ function receiver(kind: 'poll' | 'stream' | 'websocket', limit = 4096): Receiver
 
 const attach = (r: Receiver, key: SessionKey = 's'): SessionEvent => ({ type: 'attach', key, receiver: r, request: REQUEST });
 const send = (text: string, key: SessionKey = 's', ack?: () => void): SessionEvent => ({ type: 'outgoing', key, messages: [text], ack });
-const reply: Reply = { accept: () => undefined, unknownSession: () => undefined, unavailable: () => undefined };
+const reply: Reply = { accept: () => undefined, unknownSession: () => undefined, unavailable: () => undefined, refused: () => undefined };
 
 /** Each effect as a short text, so that marbles can name them. */
 function describe_(p: Performed<unknown>): string {
@@ -55,6 +55,8 @@ function describe_(p: Performed<unknown>): string {
       return 'end';
     case 'ping':
       return 'ping';
+    case 'heartbeat':
+      return 'heartbeat';
   }
 }
 
@@ -74,8 +76,15 @@ beforeEach(() => {
   testScheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
 });
 
-function table(events$: Observable<SessionEvent>): Observable<string> {
-  return sessionTable<unknown>(events$, { scheduler: testScheduler, config, log: () => undefined }).pipe(map(describe_));
+/**
+ * The table's effects as text, less the `heartbeat` effect that goes with each heartbeat frame
+ * (for the metrics): these marbles are about the frames. `withHeartbeats` keeps it.
+ */
+function table(events$: Observable<SessionEvent>, withHeartbeats = false): Observable<string> {
+  return sessionTable<unknown>(events$, { scheduler: testScheduler, config, log: () => undefined }).pipe(
+    filter((p) => withHeartbeats || p.effect.type !== 'heartbeat'),
+    map(describe_),
+  );
 }
 
 describe('heartbeats', () => {
@@ -83,6 +92,13 @@ describe('heartbeats', () => {
     testScheduler.run(({ hot, expectObservable }) => {
       const events = hot<SessionEvent>('a', { a: attach(receiver('stream')) });
       expectObservable(table(events), '^ 60s !').toBe('(oO) 24996ms h 24999ms h', V);
+    });
+  });
+
+  it('tells of each heartbeat frame it sends by a heartbeat effect, for the metrics', () => {
+    testScheduler.run(({ hot, expectObservable }) => {
+      const events = hot<SessionEvent>('a', { a: attach(receiver('stream')) });
+      expectObservable(table(events, true), '^ 60s !').toBe('(oO) 24996ms (Hh) 24996ms (Hh)', { ...V, H: 'heartbeat' });
     });
   });
 

@@ -1,0 +1,209 @@
+import { randomUUID } from 'crypto';
+import { createServer as createHttpServer } from 'http';
+import { RateLimiter } from '../lib/flood';
+import { RawResponse } from './helpers/raw-http';
+import { eventually, listen, type Running } from './helpers/server';
+import { connectWs } from './helpers/ws-client';
+import { type Connection, createServer, type Server, type ServerOptions } from '../lib';
+
+describe('RateLimiter', () => {
+  const limit = (messages: number, bytes = Infinity, burst = 1) => ({ messages, bytes, burst, policy: 'drop' as const });
+
+  it('lets a burst of the rate through at once, then what the rate refills', () => {
+    const limiter = new RateLimiter(limit(5), 0);
+    expect(limiter.take(['a', 'b', 'c', 'd', 'e', 'f', 'g'], 0)).toBe(5);
+    expect(limiter.take(['h'], 100)).toBe(0);
+    expect(limiter.take(['i', 'j', 'k'], 400)).toBe(2);
+    // A quiet spell fills the bucket to its size, and no further.
+    expect(limiter.take(Array.from({ length: 9 }, () => 'x'), 60_000)).toBe(5);
+  });
+
+  it('holds burst seconds of the rate', () => {
+    const limiter = new RateLimiter(limit(2, Infinity, 3), 0);
+    expect(limiter.take(Array.from({ length: 10 }, () => 'x'), 0)).toBe(6);
+  });
+
+  it('counts UTF-8 bytes against a byte rate, and takes messages in order until one does not fit', () => {
+    const limiter = new RateLimiter(limit(100, 10), 0);
+    // 'é' is two bytes: 4 + 4 fit in 10, the next 4 do not, and the one after is not taken either.
+    expect(limiter.take(['éé', 'éé', 'éé', 'a'], 0)).toBe(2);
+    expect(limiter.take(['aaaa'], 200)).toBe(1);
+  });
+
+  it('never lets a message bigger than the byte bucket through', () => {
+    const limiter = new RateLimiter(limit(100, 10), 0);
+    expect(limiter.take(['x'.repeat(11)], 10_000)).toBe(0);
+  });
+
+  it('does not go back in time when the clock does', () => {
+    const limiter = new RateLimiter(limit(1), 1000);
+    expect(limiter.take(['a'], 1000)).toBe(1);
+    expect(limiter.take(['b'], 500)).toBe(0);
+  });
+});
+
+describe('on a server', () => {
+  let running: Running | undefined;
+  let sockjs: Server;
+  let received: string[] = [];
+  let connections: Connection[] = [];
+  let lines: string[] = [];
+
+  async function start(options: ServerOptions): Promise<void> {
+    const http = createHttpServer();
+    received = [];
+    connections = [];
+    lines = [];
+    sockjs = createServer({ prefix: '/echo', log: (severity, line) => lines.push(`${severity} ${line}`), ...options });
+    sockjs.on('connection', (connection: Connection) => {
+      connections.push(connection);
+      connection.on('data', (message: string) => {
+        received.push(message);
+        connection.write(message);
+      });
+    });
+    sockjs.attach(http);
+    running = await listen(http);
+  }
+
+  afterEach(async () => {
+    sockjs?.close();
+    await running?.close();
+    running = undefined;
+  });
+
+  /** The next `count` messages of SockJS array frames, whichever frames they come in. */
+  async function messages(client: { next(): Promise<string> }, count: number): Promise<string[]> {
+    const got: string[] = [];
+    while (got.length < count) {
+      const frame = await client.next();
+      if (!frame.startsWith('a')) throw new Error(`expected an array frame, got ${frame}`);
+      got.push(...(JSON.parse(frame.slice(1)) as string[]));
+    }
+    return got;
+  }
+
+  const wsUrl = (path: string) => `${running!.url.replace('http', 'ws')}${path}`;
+  const post = (path: string, body = '', headers: Record<string, string> = {}) => RawResponse.open(running!.port, { method: 'POST', path, headers, body });
+
+  describe('rate_limit', () => {
+    it('drops what a websocket sends over the limit, counts it and logs one line, and the session goes on', async () => {
+      await start({ rate_limit: { messages: 3, burst: 1 } });
+      const client = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await client.next()).toBe('o');
+      client.ws.send(JSON.stringify(['1', '2', '3', '4', '5']));
+      client.ws.send(JSON.stringify(['6']));
+      expect(await messages(client, 3)).toEqual(['1', '2', '3']);
+      await eventually(() => sockjs.metrics().prefixes['/echo']!.messagesDropped === 3);
+      expect(received).toEqual(['1', '2', '3']);
+      expect(sockjs.metrics().prefixes['/echo']!.refused.rate).toBe(3);
+      expect(lines.filter((l) => l.includes('over its rate limit'))).toEqual([expect.stringMatching(/^info session \d+: 2 message\(s\) over its rate limit dropped$/)]);
+      // The bucket refills at 3 a second.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      client.ws.send(JSON.stringify(['7']));
+      expect(await client.next()).toBe('a["7"]');
+      expect(connections[0]!.readyState).toBe(1);
+      client.ws.close();
+    });
+
+    it('closes a session over the limit with 1008 "Rate limit exceeded" under policy close, after what fit', async () => {
+      await start({ rate_limit: { messages: 2, policy: 'close' } });
+      const client = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await client.next()).toBe('o');
+      client.ws.send(JSON.stringify(['1', '2', '3']));
+      // The session closes at once: the application reads what fit, and its answers come too late.
+      expect(await client.next()).toBe('c[1008,"Rate limit exceeded"]');
+      await eventually(() => received.length === 2);
+      expect(received).toEqual(['1', '2']);
+      expect(sockjs.metrics().prefixes['/echo']!.refused.rate).toBe(1);
+      // As for every close of a SockJS-framed websocket, the code is in the close frame.
+      expect((await client.closed).code).toBe(1000);
+      expect(connections[0]!.readyState).toBe(3);
+    });
+
+    it('limits the bytes an HTTP session sends, and still answers its sends', async () => {
+      await start({ rate_limit: { bytes: 10 } });
+      const s = `/echo/0/${randomUUID()}`;
+      expect(await (await post(`${s}/xhr`)).body()).toBe('o\n');
+      expect((await post(`${s}/xhr_send`, JSON.stringify(['12345', '67890', 'abc']))).status).toBe(204);
+      expect(await (await post(`${s}/xhr`)).body()).toBe('a["12345","67890"]\n');
+      expect(received).toEqual(['12345', '67890']);
+      expect(sockjs.metrics().prefixes['/echo']!.messagesDropped).toBe(1);
+    });
+  });
+
+  describe('max_sessions and max_sessions_per_address', () => {
+    /** The status of a websocket handshake that was refused, or 101. */
+    function handshake(url: string, headers: Record<string, string> = {}): Promise<{ status: number; retryAfter?: string; close: () => void }> {
+      return connectWs(url, headers).then(
+        (client) => ({ status: 101, close: () => client.ws.close() }),
+        (error: Error) => {
+          const status = Number(/Unexpected server response: (\d+)/.exec(error.message)?.[1] ?? 0);
+          return { status, close: () => undefined };
+        },
+      );
+    }
+
+    it('refuses a session over max_sessions with 503 and Retry-After, over every transport, and leaves the open ones be', async () => {
+      await start({ max_sessions: 2 });
+      const a = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await a.next()).toBe('o');
+      const s = `/echo/0/${randomUUID()}`;
+      expect(await (await post(`${s}/xhr`)).body()).toBe('o\n');
+      expect((await handshake(wsUrl(`/echo/0/${randomUUID()}/websocket`))).status).toBe(503);
+      expect((await handshake(wsUrl('/echo/websocket'))).status).toBe(503);
+      const poll = await post(`/echo/0/${randomUUID()}/xhr_streaming`);
+      expect(poll.status).toBe(503);
+      expect(poll.headers['retry-after']).toBe('1');
+      expect(await poll.body()).toBe('Too many sessions.');
+      // The open ones are untouched: the websocket echoes, the HTTP session takes a send.
+      a.ws.send('["still here"]');
+      expect(await a.next()).toBe('a["still here"]');
+      expect((await post(`${s}/xhr_send`, '["x"]')).status).toBe(204);
+      expect(sockjs.metrics().prefixes['/echo']!.refused.cap).toBe(3);
+      // Once one closes, a new one opens.
+      a.ws.close();
+      await eventually(() => connections[0]!.readyState === 3);
+      const b = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await b.next()).toBe('o');
+      b.ws.close();
+    });
+
+    it('counts sessions per address, as client_address names it', async () => {
+      await start({ max_sessions_per_address: 1, client_address: (req) => String(req.headers['x-client'] ?? 'none') });
+      const a = await handshake(wsUrl(`/echo/0/${randomUUID()}/websocket`), { 'X-Client': 'ann' });
+      expect(a.status).toBe(101);
+      expect((await handshake(wsUrl(`/echo/0/${randomUUID()}/websocket`), { 'X-Client': 'ann' })).status).toBe(503);
+      const b = await handshake(wsUrl(`/echo/0/${randomUUID()}/websocket`), { 'X-Client': 'bob' });
+      expect(b.status).toBe(101);
+      a.close();
+      b.close();
+    });
+
+    it('counts an HTTP session until it ends, not while its client is between polls', async () => {
+      await start({ max_sessions: 1, disconnect_delay: 100 });
+      const s = `/echo/0/${randomUUID()}`;
+      expect(await (await post(`${s}/xhr`)).body()).toBe('o\n');
+      expect((await post(`/echo/0/${randomUUID()}/xhr`)).status).toBe(503);
+      // Its own next poll is no new session.
+      expect((await post(`${s}/xhr_send`, '["x"]')).status).toBe(204);
+      expect(await (await post(`${s}/xhr`)).body()).toBe('a["x"]\n');
+      // Gone for disconnect_delay, it ends, and its place is free.
+      await eventually(() => sockjs.sessionCount === 0, 2000, 'the session to time out');
+      expect(await (await post(`/echo/0/${randomUUID()}/xhr`)).body()).toBe('o\n');
+    });
+
+    it('frees what a server counted when it is detached', async () => {
+      await start({ max_sessions: 1 });
+      const http = running!.http;
+      const a = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await a.next()).toBe('o');
+      sockjs.detach(http);
+      await a.closed;
+      sockjs.attach(http);
+      const b = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await b.next()).toBe('o');
+      b.ws.close();
+    });
+  });
+});
