@@ -6,12 +6,14 @@
  *   HOST=0.0.0.0 PORT=8000 node examples/echo/server.js
  *
  * The page loads sockjs-client from this server, never from a CDN, and so does the iframe the
- * iframe-* transports open.
+ * iframe-* transports open. GET /metrics answers the server's metrics in Prometheus's text format
+ * when prom-client is installed (it is in this repository).
  */
 const fs = require('fs');
 const http = require('http');
 const path = require('path');
 const sockjs = require('../..');
+const prometheus = optional(() => ({ Registry: require('prom-client').Registry, ...require('sockjs-rx/prometheus') }));
 
 const PAGE_FILE = path.join(__dirname, 'index.html');
 const CLIENT_FILE = require.resolve('sockjs-client/dist/sockjs.min.js');
@@ -40,6 +42,29 @@ function serveStatic(req, res) {
   });
 }
 
+/** What `load` returns, or null when a module it requires is not installed. */
+function optional(load) {
+  try {
+    return load();
+  } catch (error) {
+    if (error.code === 'MODULE_NOT_FOUND') return null;
+    throw error;
+  }
+}
+
+function serveMetrics(registry, res) {
+  registry.metrics().then(
+    (text) => {
+      res.writeHead(200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-cache' });
+      res.end(text);
+    },
+    (error) => {
+      res.writeHead(500, { 'Content-Type': 'text/plain; charset=UTF-8' });
+      res.end(`${error.message}\n`);
+    },
+  );
+}
+
 /**
  * Starts the echo server.
  *
@@ -54,11 +79,18 @@ function start(options = {}) {
   const host = options.host ?? '127.0.0.1';
   const log = options.log ?? (() => {});
 
-  const server = http.createServer(serveStatic);
   // `sockjs_url` is relative: the iframe page is served by this server, on whatever host it was reached by.
   const echo = sockjs.createServer({ prefix: '/echo', sockjs_url: '/sockjs.min.js', log });
   echo.on('connection', (connection) => {
     connection.on('data', (message) => connection.write(message));
+  });
+  // A registry of each start's own, so that several echo servers can run in one process.
+  const registry = prometheus && new prometheus.Registry();
+  if (registry) prometheus.registerMetrics(echo, { registry });
+
+  const server = http.createServer((req, res) => {
+    if (registry && req.method === 'GET' && (req.url ?? '/').split('?')[0] === '/metrics') serveMetrics(registry, res);
+    else serveStatic(req, res);
   });
   echo.attach(server);
 
