@@ -189,6 +189,40 @@ server.on('connection', (conn) => {
   (MODES[mode ? mode[1] : 0] || MODES[0])(conn);
 });
 server.attach(httpServer);
+
+/**
+ * `/guard` and `/guardc`: the same application behind `authorize`, session caps and a rate limit
+ * (`drop` and `close`). The query's `token` picks what `authorize` does, so that a case decides it.
+ */
+const AUTHORIZE = {
+  no: () => false,
+  401: () => sockjs.refuse(401, 'Token expired.'),
+  throw: () => {
+    throw new Error('authorize threw');
+  },
+  reject: () => Promise.reject(new Error('authorize rejected')),
+  slow: () => new Promise((resolve) => setTimeout(resolve, 100, { user: 'slow' }).unref()),
+  hang: () => new Promise(() => undefined),
+};
+const guard = sockjs.createServer({
+  ...OPTIONS,
+  authorize: ({ query }) => (AUTHORIZE[query.get('token')] || (() => ({ user: query.get('token') })))(),
+  authorize_timeout: 300,
+  max_sessions: 200,
+  max_sessions_per_address: 150,
+  log: (severity, message) => {
+    // authorize's own faults are logged as errors by design; the fuzzer looks for the server's.
+    if (severity === 'error' && !/authorize (failed|did not answer)/.test(message)) note('logged', message);
+  },
+});
+guard.on('connection', (conn) => {
+  openConnections.set(conn, { url: String(conn.url).slice(0, 200), protocol: conn.protocol, at: Date.now() - started });
+  conn.on('close', () => openConnections.delete(conn));
+  conn.on('error', (error) => note('connection error', error.stack || error.message));
+  MODES[0](conn);
+});
+guard.installHandlers(httpServer, { prefix: '/guard', rate_limit: { messages: 20, bytes: 8192, policy: 'drop' } });
+guard.installHandlers(httpServer, { prefix: '/guardc', rate_limit: { messages: 20, policy: 'close' } });
 // Added after attach() so that they see every request and upgrade, inside the prefix too.
 httpServer.prependListener('request', (req) => {
   if (!String(req.url).startsWith('/__fuzz/')) remember('request', req);
@@ -204,7 +238,7 @@ function stats({ gc }, answer) {
     loopDelayMax = 0;
     answer({
       sockets: error ? -1 : count,
-      sessions: server.sessionCount,
+      sessions: server.sessionCount + guard.sessionCount,
       heapUsed: memory.heapUsed,
       rss: memory.rss,
       uptime: now,

@@ -253,6 +253,12 @@ function randomPath(rng, index) {
       const query = transport === 'htmlfile' || transport === 'jsonp' ? callbackQuery(rng) : rng.chance(0.1) ? '?x=y' : '';
       return { label: `session ${transport}`, path: `/echo/${srv()}/${sid()}/${transport}${rng.chance(0.05) ? '/' : ''}${query}` };
     }],
+    [4, () => {
+      const transport = rng.pick(TRANSPORTS);
+      const token = rng.pick(['ok', 'ok', 'other', 'no', '401', 'throw', 'reject', 'slow', 'hang', '']);
+      const query = `?token=${token}${transport === 'htmlfile' || transport === 'jsonp' ? callbackQuery(rng).replace('?', '&') : ''}`;
+      return { label: `guarded ${transport}`, path: `/${rng.pick(['guard', 'guardc'])}/${srv()}/${sid()}/${transport}${rng.chance(0.9) ? query : ''}` };
+    }],
     [2, () => ({ label: 'session junk transport', path: `/echo/${srv()}/${sid()}/${rng.pick(['xhr_', 'XHR', 'websocket2', 'info', rng.word(6), ''])}` })],
     [2, () => ({ label: 'junk under prefix', path: `/echo/${Array.from({ length: rng.int(1, 5) }, () => (rng.chance(0.3) ? escape() : rng.word(rng.int(0, 6)))).join('/')}` })],
     [3, () => ({ label: 'outside prefix', path: rng.pick(['/', '/other', '/echoX', '/ECHO/info', '/echo%2finfo', '/__fuzz/x', '/e', `/${rng.word(8)}/websocket`, '/echo/../echo/info', '/%2e%2e/echo']) })],
