@@ -320,18 +320,14 @@ export class Endpoint {
     const { sessionId, transport } = target;
     const session = this.#live.get(sessionId);
     if (session && !this.#sameCredential(req, session)) return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization');
-    if (session || !opening) return receiving(req, res, transport, sessionId, this.#receiving);
+    // Asked again when the response's turn comes (after `authorize`, or behind pipelined
+    // requests): the session may have opened meanwhile, with other credentials.
+    const admits = this.#authorization ? () => this.#sessionAdmits(sessionId, req) : undefined;
+    if (session || !opening) return receiving(req, res, transport, sessionId, this.#receiving, undefined, admits);
     return this.#opening(
       req,
       transport.protocol,
-      (grant) => {
-        // Opened meanwhile by another request: this one is that session's, if its credentials are.
-        const opened = this.#live.get(sessionId);
-        if (opened && grant && !sameCredential(opened.handle?.credential ?? '', grant.credential)) {
-          return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization');
-        }
-        return receiving(req, res, transport, sessionId, this.#receiving, grant);
-      },
+      (grant) => receiving(req, res, transport, sessionId, this.#receiving, grant, admits),
       (response, cause) => this.#refuse(req, res, response, cause),
       () => this.#live.has(sessionId),
     );
@@ -368,6 +364,12 @@ export class Endpoint {
   #sameCredential(req: IncomingMessage, session: Session): boolean {
     const expected = session.handle?.credential;
     return expected === undefined || sameCredential(expected, credentialOf(req));
+  }
+
+  /** Whether `req` may use the session `sessionId`: it carries its credentials, or the session is not here. */
+  #sessionAdmits(sessionId: string, req: IncomingMessage): boolean {
+    const session = this.#live.get(sessionId);
+    return !session || this.#sameCredential(req, session);
   }
 
   /** With `relay`: whether a request relayed from another process with `credential` may use `session`. */

@@ -269,6 +269,28 @@ describe('authorize on a server', () => {
     expect(connections).toHaveLength(1);
   });
 
+  it('refuses a pipelined request whose session opened with other credentials while it waited for its turn', async () => {
+    await start();
+    const y = `/echo/0/${randomUUID()}`;
+    const x = `/echo/0/${randomUUID()}`;
+    expect(await (await post(`${y}/xhr?token=ok-ann`)).body()).toBe('o\n');
+    // A poll of y that waits for a message, and behind it on the same connection a poll that would open x.
+    const socket = new Socket();
+    await new Promise<void>((resolve) => socket.connect(running!.port, '127.0.0.1', resolve));
+    let answers = '';
+    socket.on('data', (chunk: Buffer) => (answers += chunk.toString('latin1')));
+    const poll = (path: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`;
+    socket.write(poll(`${y}/xhr?token=ok-ann`) + poll(`${x}/xhr?token=ok-eve`));
+    await eventually(() => asked.length === 2, 2000, 'the pipelined request to be asked about');
+    // x opens meanwhile, for someone else.
+    expect(await (await post(`${x}/xhr?token=ok-bob`)).body()).toBe('o\n');
+    expect((await post(`${y}/xhr_send?token=ok-ann`, '["go"]')).status).toBe(204);
+    await eventually(() => answers.includes('403 Forbidden'), 2000, 'the pipelined answer');
+    expect(answers).toContain('a["go"]');
+    expect(connections.map((c) => c.auth)).toEqual([{ user: 'ann' }, { user: 'bob' }]);
+    socket.destroy();
+  });
+
   it('does not ask about /info, the iframe page or the greeting', async () => {
     await start();
     expect((await get('/echo/info')).status).toBe(200);

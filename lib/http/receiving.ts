@@ -37,7 +37,8 @@ export interface ReceivingContext {
 /**
  * The events of one receiving request: `attach` once its turn has come, then `detach` if its
  * client drops it. A request the transport refuses (a bad callback name) is answered and emits
- * nothing. Nothing is written before it is subscribed.
+ * nothing, and so is one that `admits`, asked when its turn has come, refuses (403: the session
+ * was opened with other credentials). Nothing is written before it is subscribed.
  */
 export function receiving(
   req: IncomingMessage,
@@ -46,6 +47,7 @@ export function receiving(
   key: SessionKey,
   context: ReceivingContext,
   grant?: Grant,
+  admits?: () => boolean,
 ): Observable<SessionEvent> {
   return new Observable<SessionEvent>((subscriber) => {
     const { policy } = context;
@@ -65,6 +67,13 @@ export function receiving(
       // A client gone before this response's turn (or while a relay looked for its session's
       // owner) has closed it already, and its `close` has fired: it is not attached.
       if (res.destroyed || req.socket.destroyed) {
+        subscriber.complete();
+        return;
+      }
+      if (admits && !admits()) {
+        if (context.counters) context.counters.refused.authorization++;
+        respond(res, HTTP_ERRORS.NOT_AUTHORIZED, mergeHeaders(headers, { Connection: 'close' }));
+        logAnswer(context.log, req, HTTP_ERRORS.NOT_AUTHORIZED.status);
         subscriber.complete();
         return;
       }
