@@ -11,7 +11,7 @@
  * `authorize` being asked again.
  */
 import { createHash, timingSafeEqual } from 'crypto';
-import type { IncomingHttpHeaders, IncomingMessage } from 'http';
+import { type IncomingHttpHeaders, type IncomingMessage, validateHeaderName, validateHeaderValue } from 'http';
 import { catchError, defer, from, map, type Observable, of, type SchedulerLike, timeout } from 'rxjs';
 import { faultText, HTTP_ERRORS } from './errors';
 import type { Headers } from './http/headers';
@@ -36,13 +36,25 @@ export interface AuthorizeRequest {
   readonly prefix: string;
 }
 
+/**
+ * Marks a Refusal, so that one made by another copy of this package (a second install in
+ * node_modules) is still taken for one, and never for a value that allows the session.
+ */
+const REFUSAL = Symbol.for('sockjs-rx.refusal');
+
 /** A refusal with a status and a reason of the application's choosing: see `refuse`. */
 export class Refusal {
+  readonly [REFUSAL] = true;
+
   constructor(
     readonly status: 401 | 403,
     readonly reason: string,
     readonly headers: Readonly<Headers>,
   ) {}
+}
+
+function isRefusal(value: unknown): value is Refusal {
+  return value instanceof Refusal || (typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[REFUSAL] === true);
 }
 
 /**
@@ -107,9 +119,23 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/** The answer to a `Refusal`. */
+/**
+ * The answer to a `Refusal`. One that cannot be written as it is (a status other than 401 and
+ * 403, a header name or value Node would refuse, such as one with a line break, which on a
+ * websocket handshake would be written raw) is a fault of the application: it throws.
+ */
 function refusalAnswer(refusal: Refusal): StaticResponse {
-  return { status: refusal.status, headers: { 'Content-Type': 'text/plain; charset=UTF-8', ...refusal.headers }, body: refusal.reason };
+  const { status, reason, headers } = refusal;
+  if (status !== 401 && status !== 403) throw new RangeError(`a refusal's status must be 401 or 403, not ${String(status)}`);
+  if (typeof reason !== 'string') throw new TypeError("a refusal's reason must be a string");
+  const checked: Headers = { 'Content-Type': 'text/plain; charset=UTF-8' };
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
+    if (typeof value !== 'string') throw new TypeError(`the refusal's header ${name} must be a string`);
+    checked[name] = value;
+  }
+  return { status, headers: checked, body: reason };
 }
 
 export interface AuthorizationContext {
@@ -146,7 +172,7 @@ export function authorizing(req: IncomingMessage, transport: string, context: Au
         context.log('error', `${req.method} ${req.url}: authorize did not answer within ${context.timeout} ms`);
         return { refused: HTTP_ERRORS.AUTHORIZATION_TIMED_OUT, why: 'failed' };
       }
-      if (result instanceof Refusal) return { refused: refusalAnswer(result), why: 'denied' };
+      if (isRefusal(result)) return { refused: refusalAnswer(result), why: 'denied' };
       if (result === false || result === null || result === undefined) return { refused: HTTP_ERRORS.NOT_AUTHORIZED, why: 'denied' };
       return { granted: { credential: credentialOf(req), value: result } };
     }),

@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
-import { defer, EMPTY, merge, mergeMap, type Observable, of, type SchedulerLike, Subject, type Subscription } from 'rxjs';
+import { defer, EMPTY, merge, mergeMap, Observable, of, type SchedulerLike, Subject, type Subscription } from 'rxjs';
 import { Admission } from './admission';
 import { authorizing, type AuthorizationContext, credentialOf, type Grant, sameCredential } from './authorization';
 import { CLOSED, Connection, type ConnectionControl } from './connection';
@@ -27,7 +27,7 @@ import { HttpPolicy } from './http/policy';
 import { Pipelining, receiving, type ReceivingContext } from './http/receiving';
 import { answered, answeredOnSocket, type Log, logAnswer, respond, respondOnSocket } from './http/respond';
 import { sending, type SendingContext } from './http/sending';
-import type { PrefixCounters, PrefixMetrics, RefusalCause } from './metrics';
+import type { PrefixCounters, RefusalCause } from './metrics';
 import type { ResolvedOptions } from './options';
 import { Relay, type RelayAnswers, type RelayBus } from './relay';
 import { type Route, route, routeTable, type RouteTable, splitUrl } from './router';
@@ -142,6 +142,8 @@ export class Endpoint {
           log: this.#logger,
           authorizes: this.#authorization !== null,
           admits: (session, credential) => this.#admits(session, credential),
+          live: (session) => this.#live.has(session),
+          refused: () => this.#refused('authorization'),
         })
       : null;
     const http$ = this.#http$.pipe(
@@ -173,13 +175,11 @@ export class Endpoint {
     return this.#sessions;
   }
 
-  /** This endpoint's figures; null when it counts nothing. */
-  metrics(): PrefixMetrics | null {
-    const counters = this.#counters;
-    if (!counters) return null;
+  /** Bytes written to this endpoint's open sessions that their clients have not taken yet. */
+  queuedBytes(): number {
     let queued = 0;
     for (const session of this.#live.values()) queued += session.backlog() + (session.handle?.pending() ?? 0);
-    return counters.snapshot(queued);
+    return queued;
   }
 
   /** The open connections of this endpoint's sessions. */
@@ -296,7 +296,8 @@ export class Endpoint {
         const { sessionId } = target;
         const session = this.#live.get(sessionId);
         if (session && !this.#sameCredential(req, session)) return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization', target.transport.cors === 'xhr');
-        const events$ = sending(req, res, target.transport, sessionId, this.#sending);
+        const refusal = this.#authorization ? () => this.#credentialRefusal(sessionId, req) : undefined;
+        const events$ = sending(req, res, target.transport, sessionId, this.#sending, refusal);
         const relay = this.#relay;
         if (!relay || relay.owns(sessionId)) return events$;
         const answers = this.#relayAnswers(req, res, target);
@@ -322,12 +323,21 @@ export class Endpoint {
     if (session && !this.#sameCredential(req, session)) return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization');
     // Asked again when the response's turn comes (after `authorize`, or behind pipelined
     // requests): the session may have opened meanwhile, with other credentials.
-    const admits = this.#authorization ? () => this.#sessionAdmits(sessionId, req) : undefined;
-    if (session || !opening) return receiving(req, res, transport, sessionId, this.#receiving, undefined, admits);
+    const credentials = this.#authorization ? () => this.#credentialRefusal(sessionId, req) : undefined;
+    if (session || !opening) return receiving(req, res, transport, sessionId, this.#receiving, undefined, credentials);
+    // An opening request is also held to the caps once more, since sessions may have opened meanwhile.
+    const admission = this.#admission;
+    const address = admission ? admission.addressOf(req) : '';
+    const refusal = () => {
+      if (this.#live.has(sessionId)) return credentials?.() ?? null;
+      if (!admission || admission.admits(address)) return null;
+      this.#refused('cap');
+      return HTTP_ERRORS.TOO_MANY_SESSIONS;
+    };
     return this.#opening(
       req,
       transport.protocol,
-      (grant) => receiving(req, res, transport, sessionId, this.#receiving, grant, admits),
+      (grant) => receiving(req, res, transport, sessionId, this.#receiving, grant, refusal),
       (response, cause) => this.#refuse(req, res, response, cause),
       () => this.#live.has(sessionId),
     );
@@ -343,7 +353,7 @@ export class Endpoint {
     req: IncomingMessage,
     transport: string,
     open: (grant: Grant | undefined) => Observable<SessionEvent>,
-    refuse: (response: StaticResponse, cause: RefusalCause) => Observable<SessionEvent>,
+    refuse: (response: StaticResponse, cause: RefusalCause | 'none') => Observable<SessionEvent>,
     exists: () => boolean = () => false,
   ): Observable<SessionEvent> {
     const admission = this.#admission;
@@ -351,13 +361,29 @@ export class Endpoint {
     if (admission && !admission.admits(address)) return refuse(HTTP_ERRORS.TOO_MANY_SESSIONS, 'cap');
     const authorization = this.#authorization;
     if (!authorization) return open(undefined);
-    return authorizing(req, transport, authorization).pipe(
-      mergeMap((verdict) => {
-        if ('refused' in verdict) return refuse(verdict.refused, 'authorization');
-        if (admission && !exists() && !admission.admits(address)) return refuse(HTTP_ERRORS.TOO_MANY_SESSIONS, 'cap');
-        return open(verdict.granted);
-      }),
-    );
+    return new Observable<SessionEvent>((subscriber) => {
+      let answered = false;
+      const subscription = authorizing(req, transport, authorization)
+        .pipe(
+          mergeMap((verdict) => {
+            answered = true;
+            if ('refused' in verdict) return refuse(verdict.refused, 'authorization');
+            if (admission && !exists() && !admission.admits(address)) return refuse(HTTP_ERRORS.TOO_MANY_SESSIONS, 'cap');
+            return open(verdict.granted);
+          }),
+        )
+        .subscribe(subscriber);
+      return () => {
+        subscription.unsubscribe();
+        // Torn down (the endpoint closes) while `authorize` decided: the request is answered here.
+        if (answered) return;
+        try {
+          refuse(HTTP_ERRORS.SHUTTING_DOWN, 'none').subscribe();
+        } catch (error) {
+          this.#fault(`${req.method} ${req.url}`, error);
+        }
+      };
+    });
   }
 
   /** Whether `req` carries the credentials `session` was opened with (always, without `authorize`). */
@@ -366,10 +392,15 @@ export class Endpoint {
     return expected === undefined || sameCredential(expected, credentialOf(req));
   }
 
-  /** Whether `req` may use the session `sessionId`: it carries its credentials, or the session is not here. */
-  #sessionAdmits(sessionId: string, req: IncomingMessage): boolean {
+  /**
+   * The answer to `req` if the session `sessionId` is here and was opened with other
+   * credentials (counted); null when the request may go on.
+   */
+  #credentialRefusal(sessionId: string, req: IncomingMessage): StaticResponse | null {
     const session = this.#live.get(sessionId);
-    return !session || this.#sameCredential(req, session);
+    if (!session || this.#sameCredential(req, session)) return null;
+    this.#refused('authorization');
+    return HTTP_ERRORS.NOT_AUTHORIZED;
   }
 
   /** With `relay`: whether a request relayed from another process with `credential` may use `session`. */
@@ -382,14 +413,14 @@ export class Endpoint {
    * Refuses a request, counted under `cause`: `response` with the session responses' headers,
    * and CORS so that a page's script can read why (`cors` false: a transport that has none).
    */
-  #refuse(req: IncomingMessage, res: ServerResponse, response: StaticResponse, cause: RefusalCause, cors = true): Observable<never> {
+  #refuse(req: IncomingMessage, res: ServerResponse, response: StaticResponse, cause: RefusalCause | 'none', cors = true): Observable<never> {
     this.#refused(cause);
     const { policy } = this.#answers;
     return answered(req, res, response, mergeHeaders(NO_CACHE, cors ? policy.cors(req) : undefined, { Connection: 'close' }), this.#logger);
   }
 
-  #refused(cause: RefusalCause): void {
-    if (this.#counters) this.#counters.refused[cause]++;
+  #refused(cause: RefusalCause | 'none'): void {
+    if (this.#counters && cause !== 'none') this.#counters.refused[cause]++;
   }
 
   /** How a request for a session owned elsewhere is answered when the relay cannot serve it. */
@@ -513,7 +544,7 @@ export class Endpoint {
         break;
       case 'dropped':
         if (this.#counters) this.#counters.messagesDropped += effect.count;
-        this.#logger('info', `session ${String(session.key)} is closing: ${effect.count} message(s) from its client dropped`);
+        this.#logger('info', `session ${String(session.key)} is closing or closed: ${effect.count} message(s) from its client dropped`);
         break;
       case 'reply': {
         const { reply } = effect;
@@ -546,11 +577,20 @@ export class Endpoint {
     if (counters) {
       counters.closed(control.connection.protocol, why.code);
       if (why === CLOSE_REASONS.NO_HEARTBEAT) counters.deadPeers++;
-      // A websocket message over max_message_size or max_payload_messages, or not JSON.
-      else if (why.code === 1009) counters.refused.size++;
+      // A websocket message of more than max_payload_messages, or not JSON (`ws` counts the rest).
+      else if (why === CLOSE_REASONS.TOO_MANY_MESSAGES) counters.refused.size++;
       else if (why === CLOSE_REASONS.BROKEN_FRAMING) counters.refused.bad_input++;
     }
+    const limiter = control.limiter;
+    if (limiter && limiter.unlogged > 0) this.#logDrops(session, limiter);
     control.sessionClosed(why);
+  }
+
+  /** Says what a session's rate limit dropped since it last said. */
+  #logDrops(session: Session, limiter: RateLimiter): void {
+    this.#logger('info', `session ${String(session.key)}: ${limiter.unlogged} message(s) over its rate limit dropped`);
+    limiter.loggedAt = this.#scheduler.now();
+    limiter.unlogged = 0;
   }
 
   /** Forgets a session that has ended, and what it counted against the caps. */
@@ -580,11 +620,7 @@ export class Endpoint {
     } else {
       if (this.#counters) this.#counters.messagesDropped += over;
       limiter.unlogged += over;
-      if (now - limiter.loggedAt >= 1000) {
-        this.#logger('info', `session ${String(session.key)}: ${limiter.unlogged} message(s) over its rate limit dropped`);
-        limiter.loggedAt = now;
-        limiter.unlogged = 0;
-      }
+      if (now - limiter.loggedAt >= 1000) this.#logDrops(session, limiter);
     }
     return taken === 0 ? NO_MESSAGES : messages.slice(0, taken);
   }

@@ -5,6 +5,12 @@
  */
 import type { RateLimit } from './options';
 
+/**
+ * What each message counts against a byte rate beyond its UTF-8 bytes: its two quotes in the
+ * payload, so that empty messages are not free.
+ */
+export const MESSAGE_FRAMING = 2;
+
 export class RateLimiter {
   #messages: number;
   #bytes: number;
@@ -37,7 +43,7 @@ export class RateLimiter {
     let taken = 0;
     for (const message of messages) {
       if (this.#messages < 1) break;
-      const bytes = counting ? Buffer.byteLength(message) : 0;
+      const bytes = counting ? Buffer.byteLength(message) + MESSAGE_FRAMING : 0;
       if (bytes > this.#bytes) break;
       this.#messages -= 1;
       this.#bytes -= bytes;

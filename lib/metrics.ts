@@ -1,8 +1,8 @@
 /**
  * What a server counts: sessions by transport and close code, messages and bytes each way,
- * heartbeats, dead peers, refused requests by cause, and what its bus did. Each endpoint (one
- * prefix on one HTTP server) counts in plain number fields of its own `PrefixCounters`, which
- * cost an addition each; `Server.metrics()` adds them up into a `MetricsSnapshot` when asked.
+ * heartbeats, dead peers, refused requests by cause, and what its bus did. Each prefix counts in
+ * plain number fields of its own `PrefixCounters`, which cost an addition each, shared by the
+ * endpoints that serve it; `Server.metrics()` reads them into a `MetricsSnapshot` when asked.
  */
 
 /** Why a request, a websocket handshake or a message was refused. */
@@ -108,27 +108,4 @@ export class PrefixCounters {
 
 function bump<K>(map: Map<K, number>, key: K, delta: number): void {
   map.set(key, (map.get(key) ?? 0) + delta);
-}
-
-/** Adds the figures of one prefix served on several HTTP servers into one. */
-export function addPrefixMetrics(a: PrefixMetrics, b: PrefixMetrics): PrefixMetrics {
-  const sum = (x: Readonly<Record<string, number>>, y: Readonly<Record<string, number>>) => {
-    const out: Record<string, number> = { ...x };
-    for (const [k, v] of Object.entries(y)) out[k] = (out[k] ?? 0) + v;
-    return out;
-  };
-  return {
-    sessionsOpen: sum(a.sessionsOpen, b.sessionsOpen),
-    sessionsOpened: sum(a.sessionsOpened, b.sessionsOpened),
-    sessionsClosed: sum(a.sessionsClosed, b.sessionsClosed),
-    messagesReceived: a.messagesReceived + b.messagesReceived,
-    messagesSent: a.messagesSent + b.messagesSent,
-    messagesDropped: a.messagesDropped + b.messagesDropped,
-    bytesReceived: a.bytesReceived + b.bytesReceived,
-    bytesSent: a.bytesSent + b.bytesSent,
-    bytesQueued: a.bytesQueued + b.bytesQueued,
-    heartbeats: a.heartbeats + b.heartbeats,
-    deadPeers: a.deadPeers + b.deadPeers,
-    refused: sum(a.refused, b.refused) as Record<RefusalCause, number>,
-  };
 }

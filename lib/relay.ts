@@ -157,6 +157,10 @@ export interface RelayContext {
   readonly authorizes?: boolean;
   /** Whether a request with the credential digest `credential` may use `session`, a session here. */
   readonly admits?: (session: string, credential: string | undefined) => boolean;
+  /** Whether `session` has opened here and not ended. */
+  readonly live?: (session: string) => boolean;
+  /** Counts a relayed request its owner refused for want of the session's credentials. */
+  readonly refused?: () => void;
 }
 
 /**
@@ -175,6 +179,8 @@ export class Relay {
   readonly #relayed = new Map<number, Relayed>();
   /** Sends here waiting for their owner's answer, by number. */
   readonly #sends = new Map<number, PendingSend>();
+  /** Requests being served here for sessions claimed here, by session: a claim is kept while any is. */
+  readonly #served = new Map<string, number>();
   /** Receivers of other processes attached to sessions here, by `<address> <receiver id>`. */
   readonly #proxies = new Map<string, Receiver>();
   /** Detaches of proxy receivers whose process cannot be reached. */
@@ -203,9 +209,9 @@ export class Relay {
   }
 
   /**
-   * The events of a receiving request for a session not opened here: claimed, it opens here
-   * and `local(true)` goes to this endpoint's table as it would without a relay; owned
-   * elsewhere, the attach of `local(false)` makes its response the owner's receiver, and
+   * The events of a receiving request for a session not opened here: claimed (or claimed here
+   * already), it is served here, and `local(true)` goes to this endpoint's table as it would
+   * without a relay; owned elsewhere, the attach of `local(false)` makes its response the owner's receiver, and
    * `credential` goes with it for the owner to check. What the relay cannot serve, `answers`
    * answers (a `jsessionid` function that throws when the response starts is one of its faults).
    */
@@ -271,7 +277,6 @@ export class Relay {
 
       const onEvent = (event: SessionEvent) => {
         if (mode === 'local') {
-          if (event.type === 'attach') claimedHere = false;
           subscriber.next(event);
         } else if (event.type === 'attach') {
           relay(owner!, event);
@@ -281,17 +286,19 @@ export class Relay {
       };
       let owner: string | null = null;
 
-      /** Set when this request claimed the session, until its attach has gone to the table. */
-      let claimedHere = false;
+      /** Set while this request is served here (`#served`), until it is over. */
+      let served = false;
+      const leave = () => {
+        if (served) this.#leave(session);
+        served = false;
+      };
       /** Runs what follows a lookup: a fault in it is this request's alone, never the endpoint's. */
       const guarded = (run: () => void) => {
         try {
           run();
         } catch (error) {
           inner?.unsubscribe();
-          // A session claimed for this request that never reached the table is not kept.
-          if (claimedHere) this.ended(session);
-          claimedHere = false;
+          leave();
           if (!closed) answers.failed(error);
           subscriber.complete();
         }
@@ -314,10 +321,10 @@ export class Relay {
               return;
             }
             owner = found;
-            if (found === null && attach && this.context.authorizes) {
-              // Its owner is gone, and this response, relayed to it, was never authorized to
-              // open the session here: its client is told, and opens a new session.
-              this.bus.release(this.#name(session), this.address);
+            if (attach && this.context.authorizes && (found === null || found === this.address)) {
+              // Its owner is gone, and this response, relayed to it, was never asked about
+              // (nor checked against a session here): its client is told, and opens a new session.
+              if (found === null) this.bus.release(this.#name(session), this.address);
               end(attach.receiver, CLOSE_REASONS.SESSION_UNREACHABLE);
               inner?.unsubscribe();
               subscriber.complete();
@@ -325,29 +332,24 @@ export class Relay {
             }
             if (found === null || (found === this.address && this.#owned.has(session))) {
               // The session opens here, or is here already: the table takes the response.
-              claimedHere = found === null;
               this.#owned.add(session);
               mode = 'local';
-              if (attach) {
-                claimedHere = false;
-                subscriber.next(attach);
-              }
+              served = true;
+              this.#served.set(session, (this.#served.get(session) ?? 0) + 1);
+              if (attach) subscriber.next(attach);
             } else if (attach) {
               mode = 'relay';
               relay(found, attach);
             } else {
               mode = 'relay';
             }
-            inner ??= local(mode === 'local' && claimedHere).subscribe({
+            inner ??= local(mode === 'local').subscribe({
               next: (event) => guarded(() => onEvent(event)),
               error: (error: unknown) => guarded(() => {
                 throw error;
               }),
               complete: () => {
-                // Answered without ever attaching (a bad callback name, a client gone before its
-                // turn): the session it claimed never opened.
-                if (claimedHere) this.ended(session);
-                claimedHere = false;
+                leave();
                 subscriber.complete();
               },
             });
@@ -370,10 +372,24 @@ export class Relay {
         // Torn down (the endpoint closes) while its owner was first looked up: answered here.
         if (!looked) answers.abandoned();
         inner?.unsubscribe();
-        if (claimedHere) this.ended(session);
-        claimedHere = false;
+        leave();
       };
     });
+  }
+
+  /**
+   * A request served here for `session` is over. When it was the last, and the session has not
+   * opened (answered without attaching: refused, a bad callback name, a client gone before its
+   * turn), the claim made for it goes.
+   */
+  #leave(session: string): void {
+    const left = (this.#served.get(session) ?? 1) - 1;
+    if (left > 0) {
+      this.#served.set(session, left);
+      return;
+    }
+    this.#served.delete(session);
+    if (this.#owned.has(session) && !this.context.live?.(session)) this.ended(session);
   }
 
   /**
@@ -621,6 +637,7 @@ export class Relay {
           return EMPTY;
         }
         if (message.denied) {
+          this.context.refused?.();
           this.#lost(message.r, CLOSE_REASONS.NOT_AUTHORIZED);
           return EMPTY;
         }
@@ -633,7 +650,10 @@ export class Relay {
         if (!pending) return EMPTY;
         this.#sends.delete(message.q);
         if (message.ok) pending.reply.accept();
-        else if (message.denied) pending.reply.refused();
+        else if (message.denied) {
+          this.context.refused?.();
+          pending.reply.refused();
+        }
         else if (message.late) pending.reply.unavailable();
         else pending.reply.unknownSession();
         this.#unwatchIfIdle();

@@ -5,13 +5,13 @@
 import { EventEmitter } from 'events';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'http';
 import type { Duplex } from 'stream';
-import { interval, map, type Observable, Subject, takeUntil } from 'rxjs';
+import { EMPTY, interval, map, type Observable, Subject, takeUntil } from 'rxjs';
 import { type BroadcastBus, Channel, localBus } from './broadcast';
 import type { Connection } from './connection';
 import { Endpoint } from './endpoint';
 import { sockjsError } from './errors';
 import { Admission, socketAddress } from './admission';
-import { addPrefixMetrics, type BusMetrics, type MetricsSnapshot, PrefixCounters, type PrefixMetrics } from './metrics';
+import { type BusMetrics, type MetricsSnapshot, PrefixCounters, type PrefixMetrics } from './metrics';
 import { isRelayBus, type RelayBus } from './relay';
 import { optionNotices, resolveOptions, type ServerOptions, validateOptions } from './options';
 
@@ -63,6 +63,11 @@ export class Server<A = unknown> extends EventEmitter {
   /** The bus sessions are relayed over, with the `relay` option. */
   readonly #relayBus: RelayBus | null = null;
   readonly #channels = new Map<string, Channel>();
+  /**
+   * What is counted, by prefix: kept for the server's life, so that a prefix detached and
+   * installed again, or served on several HTTP servers, counts on.
+   */
+  readonly #counters = new Map<string, PrefixCounters>();
   /** What the channels publish on: the bus, counting each publish. */
   readonly #publishing: BroadcastBus;
   #published = 0;
@@ -151,12 +156,10 @@ export class Server<A = unknown> extends EventEmitter {
    */
   metrics(): MetricsSnapshot {
     const prefixes: Record<string, PrefixMetrics> = {};
-    for (const { endpoint } of this.#installations) {
-      const figures = endpoint.metrics();
-      if (figures === null) continue;
-      const { prefix } = endpoint.options;
-      const earlier = prefixes[prefix];
-      prefixes[prefix] = earlier ? addPrefixMetrics(earlier, figures) : figures;
+    for (const [prefix, counters] of this.#counters) {
+      let queued = 0;
+      for (const { endpoint } of this.#installations) if (endpoint.options.prefix === prefix) queued += endpoint.queuedBytes();
+      prefixes[prefix] = counters.snapshot(queued);
     }
     return { time: resolveOptions(this.options).scheduler.now(), prefixes, bus: this.#busMetrics() };
   }
@@ -166,10 +169,22 @@ export class Server<A = unknown> extends EventEmitter {
    * server closes.
    */
   metrics$(period = 10_000): Observable<MetricsSnapshot> {
+    if (this.#closed) return EMPTY;
     return interval(period, resolveOptions(this.options).scheduler).pipe(
       map(() => this.metrics()),
       takeUntil(this.#closed$),
     );
+  }
+
+  /** Where `prefix` counts; null with `metrics: false`. */
+  #countersOf(prefix: string): PrefixCounters | null {
+    if (this.options.metrics === false) return null;
+    let counters = this.#counters.get(prefix);
+    if (!counters) {
+      counters = new PrefixCounters();
+      this.#counters.set(prefix, counters);
+    }
+    return counters;
   }
 
   #busMetrics(): BusMetrics {
@@ -226,7 +241,7 @@ export class Server<A = unknown> extends EventEmitter {
       },
       {
         relayBus: this.#relayBus,
-        counters: this.options.metrics === false ? null : new PrefixCounters(),
+        counters: this.#countersOf(options.prefix),
         admission: this.#admission,
       },
     );

@@ -291,6 +291,73 @@ describe('authorize on a server', () => {
     socket.destroy();
   });
 
+  it('refuses a send whose body was still arriving when the session opened for someone else', async () => {
+    await start();
+    const s = `/echo/0/${randomUUID()}`;
+    const body = '["forged"]';
+    const socket = new Socket();
+    await new Promise<void>((resolve) => socket.connect(running!.port, '127.0.0.1', resolve));
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.write(`POST ${s}/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 3)}`);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(await (await post(`${s}/xhr?token=ok-ann`)).body()).toBe('o\n');
+    const received: string[] = [];
+    connections[0]!.on('data', (message: string) => received.push(message));
+    socket.write(body.slice(3));
+    await eventually(() => answer.includes('\r\n\r\n'), 2000, 'the answer');
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(received).toEqual([]);
+    socket.destroy();
+  });
+
+  it('answers the requests authorize was deciding about when the server closes, and opens nothing', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    await start({
+      authorize: async () => {
+        await gate;
+        return { user: 'late' };
+      },
+    });
+    const poll = RawResponse.start(running!.port, { method: 'POST', path: `/echo/0/${randomUUID()}/xhr_streaming`, headers: {}, body: '' });
+    const handshake = refusedHandshake(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    sockjs.close();
+    await poll.head();
+    expect(poll.status).toBe(503);
+    expect(await poll.body()).toBe('Server shutting down.');
+    expect((await handshake).status).toBe(503);
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(connections).toEqual([]);
+  });
+
+  it('answers 500 for a refusal whose headers cannot be written, and writes none of them', async () => {
+    await start({ authorize: ({ query }) => refuse(401, 'Token expired.', { 'WWW-Authenticate': `Bearer realm="${query.get('realm') ?? ''}"` }) });
+    const injected = encodeURIComponent('a"\r\nSet-Cookie: session=attacker\r\n');
+    const socket = new Socket();
+    await new Promise<void>((resolve) => socket.connect(running!.port, '127.0.0.1', resolve));
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    const key = Buffer.from(randomUUID().slice(0, 16)).toString('base64');
+    socket.write(`GET /echo/0/${randomUUID()}/websocket?realm=${injected} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await eventually(() => answer.includes('Internal Server Error'), 2000, 'the answer');
+    expect(answer).toMatch(/^HTTP\/1\.1 500 /);
+    expect(answer).not.toContain('Set-Cookie');
+    expect((await post(`/echo/0/${randomUUID()}/xhr?realm=${injected}`)).status).toBe(500);
+    socket.destroy();
+  });
+
+  it('takes a refusal made by another copy of the package for a refusal', async () => {
+    const foreign = Object.assign(Object.create(null), { status: 403, reason: 'Elsewhere.', headers: {}, [Symbol.for('sockjs-rx.refusal')]: true });
+    await start({ authorize: () => foreign });
+    const poll = await post(`/echo/0/${randomUUID()}/xhr`);
+    expect(poll.status).toBe(403);
+    expect(await poll.body()).toBe('Elsewhere.');
+    expect(connections).toEqual([]);
+  });
+
   it('does not ask about /info, the iframe page or the greeting', async () => {
     await start();
     expect((await get('/echo/info')).status).toBe(200);

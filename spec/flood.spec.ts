@@ -1,5 +1,6 @@
 import { randomUUID } from 'crypto';
 import { createServer as createHttpServer } from 'http';
+import { Socket } from 'net';
 import { RateLimiter } from '../lib/flood';
 import { RawResponse } from './helpers/raw-http';
 import { eventually, listen, type Running } from './helpers/server';
@@ -24,10 +25,16 @@ describe('RateLimiter', () => {
   });
 
   it('counts UTF-8 bytes against a byte rate, and takes messages in order until one does not fit', () => {
-    const limiter = new RateLimiter(limit(100, 10), 0);
-    // 'é' is two bytes: 4 + 4 fit in 10, the next 4 do not, and the one after is not taken either.
+    const limiter = new RateLimiter(limit(100, 12), 0);
+    // 'é' is two bytes, and each message counts 2 more (its quotes): 6 + 6 fit in 12, the next
+    // 6 do not, and the one after is not taken either.
     expect(limiter.take(['éé', 'éé', 'éé', 'a'], 0)).toBe(2);
-    expect(limiter.take(['aaaa'], 200)).toBe(1);
+    expect(limiter.take(['aaaa'], 500)).toBe(1);
+  });
+
+  it('counts empty messages against a byte rate too', () => {
+    const limiter = new RateLimiter(limit(1_000_000, 10), 0);
+    expect(limiter.take(Array.from({ length: 100 }, () => ''), 0)).toBe(5);
   });
 
   it('never lets a message bigger than the byte bucket through', () => {
@@ -121,8 +128,21 @@ describe('on a server', () => {
       expect(connections[0]!.readyState).toBe(3);
     });
 
+    it('accounts for every message of a flood that closes its session: read, refused or dropped', async () => {
+      await start({ rate_limit: { messages: 5, policy: 'close' } });
+      const client = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await client.next()).toBe('o');
+      for (let frame = 0; frame < 10; frame++) client.ws.send(JSON.stringify(Array.from({ length: 20 }, (_, i) => `${frame}.${i}`)));
+      await client.closed;
+      const echo = () => sockjs.metrics().prefixes['/echo']!;
+      await eventually(() => echo().messagesReceived + echo().refused.rate + echo().messagesDropped === 200, 2000, 'all 200 to be accounted for');
+      expect(echo().messagesReceived).toBe(5);
+      expect(lines.filter((l) => l.includes('dropped')).length).toBeGreaterThan(0);
+    });
+
     it('limits the bytes an HTTP session sends, and still answers its sends', async () => {
-      await start({ rate_limit: { bytes: 10 } });
+      // Each message counts its bytes and 2: 7 + 7 fit in 14, 5 more do not.
+      await start({ rate_limit: { bytes: 14 } });
       const s = `/echo/0/${randomUUID()}`;
       expect(await (await post(`${s}/xhr`)).body()).toBe('o\n');
       expect((await post(`${s}/xhr_send`, JSON.stringify(['12345', '67890', 'abc']))).status).toBe(204);
@@ -191,6 +211,27 @@ describe('on a server', () => {
       // Gone for disconnect_delay, it ends, and its place is free.
       await eventually(() => sockjs.sessionCount === 0, 2000, 'the session to time out');
       expect(await (await post(`/echo/0/${randomUUID()}/xhr`)).body()).toBe('o\n');
+    });
+
+    it('holds requests pipelined behind another to the caps when their turn comes', async () => {
+      await start({ max_sessions: 2 });
+      const held = `/echo/0/${randomUUID()}`;
+      expect(await (await post(`${held}/xhr`)).body()).toBe('o\n');
+      // A poll of that session waits for a message; four polls for new sessions wait behind it.
+      const socket = new Socket();
+      await new Promise<void>((resolve) => socket.connect(running!.port, '127.0.0.1', resolve));
+      let answers = '';
+      socket.on('data', (chunk: Buffer) => (answers += chunk.toString('latin1')));
+      const poll = (path: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`;
+      socket.write([held, ...Array.from({ length: 4 }, () => `/echo/0/${randomUUID()}`)].map((s) => poll(`${s}/xhr`)).join(''));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await post(`${held}/xhr_send`, '["go"]')).status).toBe(204);
+      // The held poll's answer, the one new session that fits, then a refusal that closes the connection.
+      await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      expect((answers.match(/HTTP\/1\.1 \d+/g) ?? []).map((line) => line.slice(9))).toEqual(['200', '200', '503']);
+      expect(sockjs.metrics().prefixes['/echo']!.sessionsOpen['xhr-polling']).toBe(2);
+      expect(sockjs.metrics().prefixes['/echo']!.refused.cap).toBe(1);
+      socket.destroy();
     });
 
     it('frees what a server counted when it is detached', async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'crypto';
 import { createServer as createHttpServer } from 'http';
 import { Socket } from 'net';
 import { firstValueFrom, take, toArray } from 'rxjs';
-import { addPrefixMetrics, PrefixCounters } from '../lib/metrics';
+import { PrefixCounters } from '../lib/metrics';
 import { RawResponse } from './helpers/raw-http';
 import { eventually, listen, type Running } from './helpers/server';
 import { connectWs } from './helpers/ws-client';
@@ -22,19 +22,6 @@ describe('PrefixCounters', () => {
     expect(figures.sessionsClosed).toEqual({ '1000': 1, '1006': 1 });
     expect(figures.bytesQueued).toBe(12);
     expect(figures.refused).toEqual({ origin: 0, size: 0, rate: 0, cap: 0, authorization: 0, bad_input: 0 });
-  });
-
-  it('adds up the figures of one prefix served twice', () => {
-    const a = new PrefixCounters();
-    const b = new PrefixCounters();
-    a.opened('websocket');
-    b.opened('websocket');
-    b.opened('eventsource');
-    a.messagesSent = 3;
-    b.messagesSent = 4;
-    b.refused.origin = 2;
-    const sum = addPrefixMetrics(a.snapshot(1), b.snapshot(2));
-    expect(sum).toMatchObject({ sessionsOpen: { websocket: 2, eventsource: 1 }, messagesSent: 7, bytesQueued: 3, refused: { origin: 2, cap: 0 } });
   });
 });
 
@@ -137,8 +124,12 @@ describe('server.metrics()', () => {
     expect(await client.next()).toBe('o');
     client.ws.send('not json');
     await client.closed;
-    await eventually(() => echo().refused.bad_input === 3);
-    expect(echo().refused).toEqual({ origin: 1, size: 1, rate: 0, cap: 0, authorization: 0, bad_input: 3 });
+    const big = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+    expect(await big.next()).toBe('o');
+    big.ws.send(JSON.stringify(['x'.repeat(200)]));
+    expect((await big.closed).code).toBe(1009);
+    await eventually(() => echo().refused.bad_input === 3 && echo().refused.size === 2);
+    expect(echo().refused).toEqual({ origin: 1, size: 2, rate: 0, cap: 0, authorization: 0, bad_input: 3 });
   });
 
   it('measures what waits for a client that does not read', async () => {
@@ -167,6 +158,24 @@ describe('server.metrics()', () => {
     expect(await client.next()).toBe('o');
     expect(sockjs.metrics().prefixes).toEqual({});
     client.ws.close();
+  });
+
+  it('counts on for a prefix that is detached and installed again', async () => {
+    await start();
+    const s = `/echo/0/${randomUUID()}`;
+    await (await post(`${s}/xhr`)).body();
+    sockjs.detach(running!.http);
+    expect(echo()).toMatchObject({ sessionsOpen: { 'xhr-polling': 0 }, sessionsOpened: { 'xhr-polling': 1 }, sessionsClosed: { '1001': 1 } });
+    sockjs.installHandlers(running!.http, { prefix: '/echo' });
+    await (await post(`/echo/0/${randomUUID()}/xhr`)).body();
+    expect(echo()).toMatchObject({ sessionsOpen: { 'xhr-polling': 1 }, sessionsOpened: { 'xhr-polling': 2 } });
+  });
+
+  it('completes metrics$ at once when the server has closed already', async () => {
+    await start();
+    sockjs.close();
+    const got = await firstValueFrom(sockjs.metrics$(10).pipe(toArray()));
+    expect(got).toEqual([]);
   });
 
   it('emits a snapshot every period from metrics$, until the server closes', async () => {

@@ -225,6 +225,8 @@ describe.each(KINDS)('relay: true over %s', (_kind, busesFor) => {
     expect(await (await post(c!, `${session}/xhr`)).body()).toBe('c[1008,"Not authorized"]\n');
     expect(await (await post(b!, `${session}/xhr?token=ok`)).body()).toBe('a["mine"]\n');
     expect(asked).toEqual(['', 'ok']);
+    // The server that relayed them counts the refusals its owner made; the owner, the one it made itself.
+    expect(c!.sockjs.metrics().prefixes['/echo']!.refused.authorization).toBe(3);
     expect(a!.connections.map((connection) => connection.auth)).toEqual([{ user: 'ann' }]);
   });
 
@@ -274,6 +276,41 @@ it('keeps no claim for a request that never opened its session (a jsonp poll wit
   // The id is free: it opens where it lands next.
   expect(await (await post(b!, `/echo/000/${id}/xhr`)).body()).toBe('o\n');
   expect(await bus.owner(`/echo/${id}`)).not.toBeNull();
+});
+
+it('asks authorize for every request that would open a session here, however their claims race, and keeps the claim of the one that opens it', async () => {
+  const inner = localBus();
+  // A claim that takes a while, as a Redis round trip does, and an authorize slower still.
+  const bus: RelayBus = { ...inner, claim: async (session, address) => {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return inner.claim(session, address);
+  } };
+  const asked: string[] = [];
+  const authorize = async ({ query }: { query: URLSearchParams }) => {
+    asked.push(query.get('token') ?? '');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return query.get('token') === 'ok' ? { user: 'ann' } : false;
+  };
+  const [a] = await three(() => bus, { authorize });
+  const id = randomUUID();
+  const session = `/echo/000/${id}`;
+  // Two requests without the token, the second while the first's claim is on its way.
+  const first = post(a!, `${session}/xhr`);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const second = post(a!, `${session}/xhr`);
+  expect([(await first).status, (await second).status]).toEqual([403, 403]);
+  expect(asked).toEqual(['', '']);
+  expect(a!.connections).toEqual([]);
+  expect(await inner.owner(`/echo/${id}`)).toBeNull();
+  // Two with the token: one opens the session, the other is its second receiver, and the claim stays.
+  const streaming = RawResponse.start(a!.port, { method: 'POST', path: `${session}/xhr_streaming?token=ok`, headers: {}, body: '' });
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const polled = await (await post(a!, `${session}/xhr?token=ok`)).body();
+  expect(['o\n', 'c[2010,"Another connection still open"]\n']).toContain(polled);
+  expect(a!.connections.map((connection) => connection.auth)).toEqual([{ user: 'ann' }]);
+  expect(await inner.owner(`/echo/${id}`)).not.toBeNull();
+  expect((await post(a!, `${session}/xhr_send?token=ok`, '["hi"]')).status).toBe(204);
+  streaming.destroy();
 });
 
 describe('relay: true over a localBus that fails', () => {

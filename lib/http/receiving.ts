@@ -14,6 +14,7 @@ import { onFlush, type Receiver, SharedBytes, type Sink } from '../session/recei
 import type { SessionEvent, SessionKey } from '../session/reducer';
 import { isFramer, type ReceivingTransport } from '../transports/transport';
 import { type Headers, mergeHeaders } from './headers';
+import type { StaticResponse } from './pages';
 import type { HttpPolicy } from './policy';
 import { destroyAfter, FLUSH_GRACE_MS, type Log, logAnswer, respond } from './respond';
 
@@ -37,8 +38,9 @@ export interface ReceivingContext {
 /**
  * The events of one receiving request: `attach` once its turn has come, then `detach` if its
  * client drops it. A request the transport refuses (a bad callback name) is answered and emits
- * nothing, and so is one that `admits`, asked when its turn has come, refuses (403: the session
- * was opened with other credentials). Nothing is written before it is subscribed.
+ * nothing, and so is one that `refusal`, asked when its turn has come, refuses (the session was
+ * opened with other credentials; a cap was reached meanwhile). Nothing is written before it is
+ * subscribed.
  */
 export function receiving(
   req: IncomingMessage,
@@ -47,7 +49,7 @@ export function receiving(
   key: SessionKey,
   context: ReceivingContext,
   grant?: Grant,
-  admits?: () => boolean,
+  refusal?: () => StaticResponse | null,
 ): Observable<SessionEvent> {
   return new Observable<SessionEvent>((subscriber) => {
     const { policy } = context;
@@ -70,10 +72,11 @@ export function receiving(
         subscriber.complete();
         return;
       }
-      if (admits && !admits()) {
-        if (context.counters) context.counters.refused.authorization++;
-        respond(res, HTTP_ERRORS.NOT_AUTHORIZED, mergeHeaders(headers, { Connection: 'close' }));
-        logAnswer(context.log, req, HTTP_ERRORS.NOT_AUTHORIZED.status);
+      // Asked right before the attach, so that nothing changes between the check and the session.
+      const refused = refusal?.();
+      if (refused) {
+        respond(res, refused, mergeHeaders(headers, { Connection: 'close' }));
+        logAnswer(context.log, req, refused.status);
         subscriber.complete();
         return;
       }

@@ -39,11 +39,26 @@ export interface SendingContext {
  * instead, and nothing is emitted. A body over the limit is not read to its end: the connection
  * closes after the answer. Nothing is read or written before it is subscribed.
  */
-export function sending(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: SessionKey, context: SendingContext): Observable<SessionEvent> {
-  return defer(() => send(req, res, transport, key, context));
+export function sending(
+  req: IncomingMessage,
+  res: ServerResponse,
+  transport: SendingTransport,
+  key: SessionKey,
+  context: SendingContext,
+  refusal?: () => StaticResponse | null,
+): Observable<SessionEvent> {
+  return defer(() => send(req, res, transport, key, context, refusal));
 }
 
-function send(req: IncomingMessage, res: ServerResponse, transport: SendingTransport, key: SessionKey, context: SendingContext): Observable<SessionEvent> {
+/** `refusal`: asked once the body is whole, right before its messages go to the session. */
+function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  transport: SendingTransport,
+  key: SessionKey,
+  context: SendingContext,
+  refusal?: () => StaticResponse | null,
+): Observable<SessionEvent> {
   const { policy } = context;
   const base = policy.sessionHeaders(req, res);
   const headers = transport.cors === 'xhr' ? mergeHeaders(base, policy.cors(req)) : base;
@@ -57,6 +72,13 @@ function send(req: IncomingMessage, res: ServerResponse, transport: SendingTrans
     if ('status' in messages) {
       respond(res, messages, body === null ? mergeHeaders(headers, { Connection: 'close' }) : headers);
       logAnswer(context.log, req, messages.status);
+      return undefined;
+    }
+    // The session may have opened, with other credentials, while the body came.
+    const refused = refusal?.();
+    if (refused) {
+      respond(res, refused, headers);
+      logAnswer(context.log, req, refused.status);
       return undefined;
     }
     const reply = {

@@ -80,7 +80,7 @@ export type Effect =
   | { readonly type: 'ping'; readonly receiver: Receiver }
   | { readonly type: 'open'; readonly receiver: Receiver; readonly request: IncomingMessage; readonly grant: Grant | undefined }
   | { readonly type: 'deliver'; readonly messages: readonly string[]; readonly source: Source | undefined }
-  /** Messages from the client that arrived after the session began closing, and go nowhere. */
+  /** Messages from the client that arrived after the session began closing (or ended), and go nowhere. */
   | { readonly type: 'dropped'; readonly count: number }
   /** A heartbeat frame went out (for the metrics). */
   | { readonly type: 'heartbeat' }
@@ -457,7 +457,10 @@ export function step(state: SessionState, event: SessionEvent, now: number, conf
   const b = new Builder(state, now, config);
   if (state.phase === 'new' && event.type !== 'attach') {
     // Only a receiver opens a session; anything else for an unknown id is answered and dropped.
+    // A send is refused (404); a websocket's messages that come after its session ended (it
+    // was closed while they were on the way) are said to be dropped.
     if (event.type === 'incoming' && event.reply) b.effects.push({ type: 'reply', reply: event.reply, accepted: false });
+    else if (event.type === 'incoming' && event.messages.length > 0) b.effects.push({ type: 'dropped', count: event.messages.length });
     if (event.type === 'outgoing' && event.ack) b.effects.push({ type: 'ack', ack: event.ack });
     b.end(null);
     return b;

@@ -242,6 +242,9 @@ class WebsocketReceiver implements Receiver, Sink, Source {
 
   error(error: Error): void {
     this.log('info', `websocket ${this.url}: ${error.message}`);
+    // `ws` refuses a frame and closes: a message over max_message_size, or a frame that breaks RFC 6455.
+    const counters = this.#counters;
+    if (counters) counters.refused[(error as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'size' : 'bad_input']++;
   }
 
   message(data: RawData): void {
