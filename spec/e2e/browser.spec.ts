@@ -5,26 +5,16 @@
  *
  * Without /usr/bin/chromium the suite is skipped with one line, unless CI=true, where it fails.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'http';
 import type { AddressInfo } from 'net';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import type { Subscription } from 'rxjs';
 import { type Connection, DEFAULTS } from '../../lib';
+import { call, type Chromium, chromiumSkipped, launchChromium, servePage } from '../helpers/chromium';
+import { Outcomes } from '../helpers/outcomes';
 import { BROWSER_TRANSPORTS } from '../helpers/sockjs-client';
-
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 interface RunningServer {
   readonly url: string;
@@ -144,22 +134,8 @@ const HARNESS_PAGE = `<!doctype html>
 </script></body></html>
 `;
 
-const CLIENT_SCRIPT = readFileSync(require.resolve('sockjs-client/dist/sockjs.min.js'));
-
 /** Serves the test page and sockjs-client; used by the page server and behind the test server. */
-function servePage(req: IncomingMessage, res: ServerResponse): void {
-  const path = (req.url ?? '/').split('?')[0];
-  if (path === '/') {
-    res.writeHead(200, { 'Content-Type': 'text/html; charset=UTF-8', 'Cache-Control': 'no-store' });
-    res.end(HARNESS_PAGE);
-  } else if (path === '/sockjs.min.js') {
-    res.writeHead(200, { 'Content-Type': 'application/javascript; charset=UTF-8' });
-    res.end(CLIENT_SCRIPT);
-  } else {
-    res.writeHead(404, { 'Content-Type': 'text/plain; charset=UTF-8' });
-    res.end('404 Error: Page not found\n');
-  }
-}
+const serveHarness = servePage(HARNESS_PAGE);
 
 /** Printable ASCII as is, every other code unit (and backslash) as `\uXXXX`. */
 function codeUnits(text: string): string {
@@ -171,38 +147,7 @@ function codeUnits(text: string): string {
   return out;
 }
 
-/** A JavaScript literal of `value` in pure ASCII, so that no code unit depends on the wire's encoding. */
-function literal(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-function call<T>(page: Page, method: string, ...args: readonly unknown[]): Promise<T> {
-  return page.evaluate<T>(`window.harness.${method}(${args.map(literal).join(', ')})`);
-}
-
-// environment -> transport -> check -> outcome
-const results = new Map<string, Map<string, Map<Check, string>>>();
-
-function record(environment: string, transport: string, check: Check, outcome: string): void {
-  let byTransport = results.get(environment);
-  if (!byTransport) results.set(environment, (byTransport = new Map()));
-  let byCheck = byTransport.get(transport);
-  if (!byCheck) byTransport.set(transport, (byCheck = new Map()));
-  byCheck.set(check, outcome);
-}
-
-function table(): string {
-  const header = ['environment', 'transport', ...CHECKS];
-  const rows: string[][] = [];
-  for (const [environment, byTransport] of results) {
-    for (const [transport, byCheck] of byTransport) {
-      rows.push([environment, transport, ...CHECKS.map((check) => byCheck.get(check) ?? '-')]);
-    }
-  }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-  return ['sockjs-client in Chromium, per transport and check:', line(header), ...rows.map(line)].join('\n');
-}
+const outcomes = new Outcomes('sockjs-client in Chromium, per transport and check:', CHECKS);
 
 interface CloseInfo {
   readonly code: number;
@@ -283,16 +228,10 @@ interface Tracked {
   closedEmissions: number;
 }
 
-const chromiumFound = existsSync(CHROMIUM);
-const skipped = !chromiumFound && process.env.CI !== 'true';
-if (skipped) {
-  process.stdout.write(
-    "browser suite skipped: /usr/bin/chromium not found; install it with 'apt-get install -y chromium' or run with CI=true\n",
-  );
-}
+const skipped = chromiumSkipped('browser suite');
 
 (skipped ? describe.skip : describe)('sockjs-client in Chromium', () => {
-  let userDataDir: string;
+  let browser: Chromium | undefined;
   let context: BrowserContext;
   const tracked: Tracked[] = [];
   const subscriptions: Subscription[] = [];
@@ -306,18 +245,12 @@ if (skipped) {
   };
 
   beforeAll(async () => {
-    if (!chromiumFound) throw new Error(`CI=true and no browser at ${CHROMIUM}`);
-    userDataDir = mkdtempSync(join(tmpdir(), 'sockjs-rx-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-    });
+    browser = await launchChromium();
+    context = browser.context;
   }, TEST_MS);
 
   afterAll(async () => {
-    await context?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     for (const subscription of subscriptions) subscription.unsubscribe();
   }, TEST_MS);
 
@@ -334,19 +267,19 @@ if (skipped) {
     beforeAll(async () => {
       if (origins === 'same origin') {
         // The test server serves the page itself.
-        server = await testServer.start({ port: 0, host: '127.0.0.1', api: 'new', onConnection, handler: servePage });
+        server = await testServer.start({ port: 0, host: '127.0.0.1', api: 'new', onConnection, handler: serveHarness });
         pageUrl = `${server.url}/`;
         serviceUrl = server.url;
       } else {
         // Page on 127.0.0.1:A, service on localhost:B: two servers, two ports, two host names.
         server = await testServer.start({ port: 0, host: '127.0.0.1', api: 'new', onConnection });
-        const http = createServer(servePage);
+        const http = createServer(serveHarness);
         pageServer = http;
         await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
         pageUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}/`;
         serviceUrl = `http://localhost:${server.port}`;
       }
-      if (origins === 'cross origin') record(environment, 'htmlfile', 'open', 'n/a');
+      if (origins === 'cross origin') outcomes.record(environment, 'htmlfile', 'open', 'n/a');
     });
 
     afterAll(async () => {
@@ -385,9 +318,9 @@ if (skipped) {
         test(
           title,
           async () => {
-            record(environment, transport, name, 'FAIL');
+            outcomes.record(environment, transport, name, 'FAIL');
             await body();
-            record(environment, transport, name, 'pass');
+            outcomes.record(environment, transport, name, 'pass');
           },
           timeout,
         );
@@ -492,13 +425,13 @@ if (skipped) {
     test(
       'echoes a message typed into its text box over the transport it picks',
       async () => {
-        record('echo example', 'any', 'page echo', 'FAIL');
+        outcomes.record('echo example', 'any', 'page echo', 'FAIL');
         await page.goto(echo.url, { timeout: WAIT_MS });
         await page.locator('#status.open').waitFor({ timeout: WAIT_MS });
         expect(await page.locator('#status').textContent()).toBe('open over websocket');
         await echoThroughTheTextBox('hello from the echo page ✓');
         expect(pageErrors).toEqual([]);
-        record('echo example', 'any', 'page echo', 'pass');
+        outcomes.record('echo example', 'any', 'page echo', 'pass');
       },
       TEST_MS,
     );
@@ -506,7 +439,7 @@ if (skipped) {
     test(
       'reconnects over the transport picked in its list and echoes through it',
       async () => {
-        record('echo example', 'iframe-htmlfile', 'page echo', 'FAIL');
+        outcomes.record('echo example', 'iframe-htmlfile', 'page echo', 'FAIL');
         await page.goto(echo.url, { timeout: WAIT_MS });
         await page.locator('#status.open').waitFor({ timeout: WAIT_MS });
         await echoThroughTheTextBox('first over the transport it picked');
@@ -517,7 +450,7 @@ if (skipped) {
         await page.screenshot({ path: shot });
         console.log(`echo page screenshot: ${shot}`);
         expect(pageErrors).toEqual([]);
-        record('echo example', 'iframe-htmlfile', 'page echo', 'pass');
+        outcomes.record('echo example', 'iframe-htmlfile', 'page echo', 'pass');
       },
       TEST_MS,
     );
@@ -525,7 +458,7 @@ if (skipped) {
 });
 
 afterAll(() => {
-  if (!skipped) console.log(table());
+  if (!skipped) console.log(outcomes.table());
 });
 
 /** Polls `condition` until it holds; rejects, naming `what`, once `timeoutMs` have passed. */

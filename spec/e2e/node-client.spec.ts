@@ -9,6 +9,7 @@
  */
 import type { Subscription } from 'rxjs';
 import type { Connection } from '../../lib';
+import { Outcomes } from '../helpers/outcomes';
 import { NODE_TRANSPORTS, type NodeTransport, SockJS, type SockJSClient, type SockJSCloseEvent } from '../helpers/sockjs-client';
 
 interface RunningServer {
@@ -61,30 +62,7 @@ const UNICODE: readonly string[] = [
 /** 100 KiB of ASCII with a numbered mark every 100 characters, so a cut or a swap shows. */
 const LARGE = Array.from({ length: 1024 }, (_, i) => `[${String(i).padStart(4, '0')}]`.padEnd(100, '.')).join('');
 
-// environment -> transport -> check -> outcome
-const results = new Map<string, Map<Transport, Map<Check, 'pass' | 'FAIL'>>>();
-
-function record(environment: string, transport: Transport, check: Check, outcome: 'pass' | 'FAIL'): void {
-  let byTransport = results.get(environment);
-  if (!byTransport) results.set(environment, (byTransport = new Map()));
-  let byCheck = byTransport.get(transport);
-  if (!byCheck) byTransport.set(transport, (byCheck = new Map()));
-  byCheck.set(check, outcome);
-}
-
-function table(): string {
-  const header = ['environment', 'transport', ...CHECKS];
-  const rows: string[][] = [];
-  for (const [environment, byTransport] of results) {
-    for (const transport of TRANSPORTS) {
-      const byCheck = byTransport.get(transport);
-      if (byCheck) rows.push([environment, transport, ...CHECKS.map((check) => byCheck.get(check) ?? '-')]);
-    }
-  }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-  return ['sockjs-client in Node, per transport and check:', line(header), ...rows.map(line)].join('\n');
-}
+const outcomes = new Outcomes('sockjs-client in Node, per transport and check:', CHECKS, TRANSPORTS);
 
 /** Polls `condition` until it holds; rejects, naming `what`, once `timeoutMs` have passed. */
 function waitUntil(condition: () => boolean, what: string, timeoutMs = WAIT_MS): Promise<void> {
@@ -190,9 +168,9 @@ describe.each(APIS)('sockjs-client in Node against the test server built with th
   /** A test whose outcome goes into the results table. */
   const check = (transport: Transport, name: Check, title: string, body: () => Promise<void>) => {
     test(title, async () => {
-      record(environment, transport, name, 'FAIL');
+      outcomes.record(environment, transport, name, 'FAIL');
       await body();
-      record(environment, transport, name, 'pass');
+      outcomes.record(environment, transport, name, 'pass');
     });
   };
 
@@ -267,7 +245,7 @@ describe.each(APIS)('sockjs-client in Node against the test server built with th
 });
 
 afterAll(() => {
-  console.log(table());
+  console.log(outcomes.table());
 });
 
 /** Code units as `\uXXXX`, so a failure shows which one differs. */
