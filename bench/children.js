@@ -125,13 +125,26 @@ function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
+/** Whether `chrt` can run a command under SCHED_IDLE here. */
+function hasIdlePolicy() {
+  try {
+    execFileSync('chrt', ['--idle', '0', 'true'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Starts `node <nodeFlags> <script> <args>` with an IPC channel. `core` pins it with taskset;
- * `files` raises the soft descriptor limit (up to the hard one) with `ulimit -n` in a shell that
- * then execs the child, so the pid is the node process itself.
+ * `idle` runs it under SCHED_IDLE (`chrt --idle 0`), or with `nice -n 19` where chrt cannot, so
+ * that any other process on its core takes the core from it as soon as it wakes; `files` raises
+ * the soft descriptor limit (up to the hard one) with `ulimit -n` in a shell that then execs the
+ * child, so the pid is the node process itself.
  */
-function spawnNode(name, script, args, { core = null, files = null, nodeFlags = [], env = {} } = {}) {
+function spawnNode(name, script, args, { core = null, files = null, nodeFlags = [], env = {}, idle = false } = {}) {
   let command = [process.execPath, ...nodeFlags, script, ...args];
+  if (idle) command = hasIdlePolicy() ? ['chrt', '--idle', '0', ...command] : ['nice', '-n', '19', ...command];
   if (core !== null) command = ['taskset', '-c', String(core), ...command];
   if (files !== null) command = ['sh', '-c', `ulimit -n ${files} && exec "$@"`, 'sh', ...command];
   const proc = spawn(command[0], command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
@@ -150,4 +163,4 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
-module.exports = { spawnNode, killAll, hasTaskset, fileLimits, withTimeout };
+module.exports = { spawnNode, killAll, hasTaskset, hasIdlePolicy, fileLimits, withTimeout };

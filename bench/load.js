@@ -5,7 +5,8 @@
  * between them, and drives them as the parent commands over IPC:
  *
  *   setup     open the sessions of the load (resolves once every session is open)
- *   start     start sending; counters and latency samples start afresh
+ *   start     start sending; counters and latency samples start afresh (a flooder opens its
+ *             session first)
  *   collect   operations done and latency percentiles within a window [from, to]
  *   pause     stop sending and let what is in flight land (bounded); sessions stay open
  *   teardown  pause, then close every socket
@@ -18,6 +19,7 @@
  * operations of exactly the span the server's CPU time covers, not the span between two messages.
  */
 const http = require('http');
+const { monitorEventLoopDelay } = require('perf_hooks');
 const { WebSocket } = require('ws');
 
 const BASE = process.hrtime.bigint();
@@ -263,20 +265,41 @@ async function closeWebsockets(sockets, ms = 3000) {
 // ---------------------------------------------------------------------------------------------
 // Loads. Each returns { setup(), start(), collect(window), pause(), teardown() }.
 
-/** Echo over websockets: `sessions` sockets, `inflight` messages of `size` bytes outstanding on each. */
+/**
+ * Echo over websockets: `sessions` sockets, `inflight` messages of `size` bytes outstanding on
+ * each. With `interval` (ms), a session sends its next message once the echo has come and no
+ * sooner than `interval` after its last send (at most 1000 / interval messages per second each);
+ * the sessions start spread over one interval, so that they do not send in step. A paced load
+ * also records the generator's event-loop delay (`loopDelayP99`, ms), which shows whether
+ * anything else on its core held it up.
+ */
 function wsEcho(target, p) {
   const meter = new Meter(p.maxMs);
   const outs = Array.from({ length: 16 }, (_, i) => Buffer.from(p.framed ? JSON.stringify([varied(p.size, i)]) : varied(p.size, i)));
   const sessions = [];
+  const intervalNs = (p.interval ?? 0) * 1e6;
+  const loopDelay = intervalNs > 0 ? monitorEventLoopDelay({ resolution: 1 }) : null;
   let running = false;
   let sent = 0;
   let stopTimer = null;
 
   function send(s) {
     if (!running || sent >= p.maxOps) return;
+    if (intervalNs > 0) {
+      const wait = s.last + intervalNs - now();
+      if (wait > 0) {
+        if (s.timer === null) s.timer = setTimeout(paced, wait / 1e6, s);
+        return;
+      }
+      s.last = now();
+    }
     sent++;
     s.times.push(now());
     s.ws.send(outs[sent % 16], { binary: false });
+  }
+  function paced(s) {
+    s.timer = null;
+    send(s);
   }
   function received(s, k) {
     const t = now();
@@ -292,7 +315,7 @@ function wsEcho(target, p) {
     async setup() {
       await pool(p.sessions, 100, async () => {
         const ws = await openWebsocket(target, p.framed);
-        const s = { ws, times: [] };
+        const s = { ws, times: [], last: 0, timer: null };
         ws.on('message', (data) => {
           if (!p.framed) return received(s, 1);
           const type = data[0];
@@ -309,18 +332,100 @@ function wsEcho(target, p) {
       sent = 0;
       running = true;
       stopTimer = setTimeout(() => (running = false), p.maxMs);
+      if (loopDelay) {
+        loopDelay.reset();
+        loopDelay.enable();
+      }
+      if (intervalNs > 0) {
+        // The first sends spread over one interval.
+        const t = now();
+        sessions.forEach((s, i) => (s.last = t - intervalNs + (intervalNs * i) / sessions.length));
+      }
       for (let i = 0; i < p.inflight; i++) for (const s of sessions) send(s);
     },
-    collect: (window) => meter.collect(window),
+    collect(window) {
+      const result = meter.collect(window);
+      if (loopDelay) result.loopDelayP99 = loopDelay.percentile(99) / 1e6;
+      return result;
+    },
     async pause() {
       running = false;
       clearTimeout(stopTimer);
+      loopDelay?.disable();
+      for (const s of sessions) {
+        clearTimeout(s.timer);
+        s.timer = null;
+      }
       await until(() => sessions.every((s) => s.times.length === 0), 3000, 'echoes in flight').catch(() => {});
       for (const s of sessions) s.times.length = 0;
     },
     async teardown() {
       await this.pause();
       await closeWebsockets(sessions.map((s) => s.ws));
+    },
+  };
+}
+
+/**
+ * A flooder: one SockJS websocket session sending messages (`["!flood…"]`, `size` bytes of text)
+ * as fast as its socket takes them: `batch` frames in one corked write, the next batch once the
+ * last frame of this one has been written out (so at most one batch waits in this process), on
+ * the next turn of the event loop. The echo service counts and drops them. A new session each
+ * round (opened in `start`), cut off with a TCP reset in `pause`, so that nothing it left in its
+ * socket reaches the server after the round. One operation is one message handed to the socket.
+ */
+function flood(target, p) {
+  const meter = new Meter(p.maxMs);
+  const frames = Array.from({ length: 16 }, (_, i) => Buffer.from(JSON.stringify([`!flood${varied(Math.max(1, p.size - 6), i)}`])));
+  const TEXT = { binary: false };
+  let ws = null;
+  let running = false;
+  let sent = 0;
+  let stopTimer = null;
+
+  function pump() {
+    if (!running || ws === null || ws.readyState !== WebSocket.OPEN) return;
+    const n = Math.min(p.batch, p.maxOps - sent);
+    if (n <= 0) return;
+    const socket = ws._socket;
+    socket.cork();
+    for (let i = 0; i < n - 1; i++) ws.send(frames[(sent + i) & 15], TEXT);
+    ws.send(frames[(sent + n - 1) & 15], TEXT, written);
+    socket.uncork();
+    sent += n;
+    meter.op(n);
+  }
+  function written(err) {
+    if (err) meter.errors++;
+    else setImmediate(pump);
+  }
+
+  return {
+    async setup() {},
+    async start() {
+      meter.reset();
+      sent = 0;
+      const socket = await openWebsocket(target, true);
+      socket.on('error', () => meter.errors++);
+      // The server closing the flooder (policy `close`) is counted; nothing else is expected.
+      socket.on('close', () => running && meter.errors++);
+      ws = socket;
+      running = true;
+      stopTimer = setTimeout(() => (running = false), p.maxMs);
+      pump();
+    },
+    collect: (window) => ({ ...meter.collect(window), open: ws !== null && ws.readyState === WebSocket.OPEN }),
+    async pause() {
+      running = false;
+      clearTimeout(stopTimer);
+      if (ws === null) return;
+      const socket = ws._socket;
+      if (socket && typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+      else ws.terminate();
+      ws = null;
+    },
+    async teardown() {
+      await this.pause();
     },
   };
 }
@@ -827,7 +932,7 @@ function fanout(target, p) {
   };
 }
 
-const LOADS = { wsEcho, xhrStreamingPush, xhrSend, xhrPolling, eioPolling, newSessions, idleSessions, fanout };
+const LOADS = { wsEcho, flood, xhrStreamingPush, xhrSend, xhrPolling, eioPolling, newSessions, idleSessions, fanout };
 
 // ---------------------------------------------------------------------------------------------
 
@@ -854,7 +959,7 @@ async function handle(message) {
       return {};
     }
     case 'start':
-      loadOf(key).start();
+      await loadOf(key).start();
       return {};
     case 'collect':
       return { result: loadOf(key).collect(message.window) };

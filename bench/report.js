@@ -45,6 +45,68 @@ function summarise(rounds) {
   return { kinds, ratios, floorRatios };
 }
 
+const FLOOD_METRICS = ['rate', 'p50', 'p99', 'cpuPerOp', 'cpuShare', 'loopDelayP99', 'floodSendRate', 'floodDeliveredRate', 'floodDroppedRate'];
+
+/**
+ * The flood scenario per server: its rounds alone (`<kind>`) and flooded (`<kind>+flood`), each
+ * metric summarised, and the p99 flooded ÷ alone taken within each round, then summarised.
+ */
+function summariseFlood(rounds, kinds) {
+  const of = (runs) =>
+    Object.fromEntries(
+      FLOOD_METRICS.map((metric) => [metric, spread(runs.map((run) => run && run[metric]))]).filter(([, v]) => v),
+    );
+  const out = { kinds: {} };
+  for (const kind of kinds) {
+    const quiet = rounds[kind] ?? [];
+    const flooded = rounds[`${kind}+flood`] ?? [];
+    const perRound = quiet.map((q, i) => {
+      const f = flooded[i];
+      return q && f && q.p99 > 0 && typeof f.p99 === 'number' ? f.p99 / q.p99 : null;
+    });
+    const ratio = spread(perRound);
+    out.kinds[kind] = { quiet: of(quiet), flooded: of(flooded), p99Ratio: ratio ? { ...ratio, perRound } : null };
+  }
+  return out;
+}
+
+/**
+ * The flood targets, for ours: the p99 ratio (median of rounds) at most `targets.p99Ratio`, and
+ * the flooder's messages handed to the application per second, in the worst round, at most the
+ * limit plus its burst spread over the window: R × (1 + burst / window).
+ */
+function evaluateFloodTargets(targets, results) {
+  const rows = [];
+  for (const s of results.scenarios.filter((x) => x.measure === 'flood')) {
+    const f = s.flood?.kinds?.ours;
+    const p99Ratio = f?.p99Ratio?.median ?? null;
+    rows.push({
+      target: 'well-behaved p99 with the flooder ÷ without (ours, median of rounds)',
+      scenario: s.id,
+      max: targets.p99Ratio,
+      limit: `≤ ${targets.p99Ratio}`,
+      measured: p99Ratio,
+      status: p99Ratio === null ? 'not measured' : p99Ratio <= targets.p99Ratio ? 'met' : 'missed',
+    });
+    const limit = s.serverOptions?.rate_limit;
+    if (limit?.messages) {
+      const windowS = s.timing.windowMs / 1000;
+      const burst = limit.burst ?? 1;
+      const max = limit.messages * (1 + burst / windowS);
+      const delivered = f?.flooded?.floodDeliveredRate?.max ?? null;
+      rows.push({
+        target: "flooder's messages handed to the application per second (ours, worst round)",
+        scenario: s.id,
+        max,
+        limit: `≤ ${num(max)}/s (R = ${limit.messages}/s, plus a ${burst} s burst over the ${windowS} s window)`,
+        measured: delivered,
+        status: delivered === null ? 'not measured' : delivered <= max ? 'met' : 'missed',
+      });
+    }
+  }
+  return rows;
+}
+
 /** `top ÷ bottom` per metric, taken within each round, then summarised over the rounds. */
 function roundRatios(top, bottom) {
   const out = {};
@@ -139,7 +201,8 @@ function markdown(results) {
   lines.push('Server CPU is the server process\'s user + system time over the measured window, divided by the operations done in it.');
   lines.push('');
 
-  const throughput = results.scenarios.filter((s) => s.measure === 'throughput' || s.heartbeat);
+  // The rows of ours with metrics on and off have a table of their own, below.
+  const throughput = results.scenarios.filter((s) => (s.measure === 'throughput' && !s.metricsCost) || s.heartbeat);
   lines.push('## Server CPU per operation (µs)');
   lines.push('');
   lines.push('| scenario | op | ours | sockjs | ws | ours/sockjs | ours/ws |');
@@ -170,6 +233,59 @@ function markdown(results) {
       );
     }
     lines.push('');
+  }
+
+  const counting = results.scenarios.filter((x) => x.metricsCost);
+  if (counting.length > 0) {
+    lines.push('## The cost of counting: ours with `metrics: true` and `metrics: false`');
+    lines.push('');
+    const windows = [...new Set(counting.map((x) => x.timing?.windowMs).filter(Boolean))].join(', ');
+    lines.push(
+      `Server CPU per operation in µs; on ÷ off is taken within each round, then the median of those.${windows ? ` Windows of ${windows} ms.` : ''}`,
+    );
+    lines.push('');
+    lines.push('| scenario | op | CPU, metrics on | CPU, metrics off | on ÷ off | rate on | rate off |');
+    lines.push('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const s of counting) {
+      const k = s.kinds;
+      lines.push(
+        `| ${s.title} | ${s.op} | ${cell(k.ours?.cpuPerOp)} | ${cell(k['ours-nometrics']?.cpuPerOp)} | ${ratioCell(s.ratios['ours-nometrics']?.cpuPerOp)} | ${cell(k.ours?.rate)} | ${cell(k['ours-nometrics']?.rate)} |`,
+      );
+    }
+    lines.push('');
+  }
+
+  for (const s of results.scenarios.filter((x) => x.measure === 'flood' && x.flood)) {
+    const limit = s.serverOptions?.rate_limit;
+    lines.push('## Flood: well-behaved websocket sessions beside a flooder');
+    lines.push('');
+    lines.push(
+      `${s.title}. Ours has \`rate_limit: ${JSON.stringify(limit)}\` on every session; sockjs has no rate limit. Each round measures ${s.timing.windowMs} ms of the well-behaved load alone and ${s.timing.windowMs} ms with the flooder, on the same server, in alternating order; the flooder starts ${s.timing.warmupMs} ms before the window. The flooder runs on the generator's core under SCHED_IDLE. Median (min–max) over rounds.`,
+    );
+    lines.push('');
+    lines.push('| server | flooder | p50 (ms) | p99 (ms) | echoes/s | server CPU (% of a core) | generator event-loop delay p99 (ms) |');
+    lines.push('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const [kind, f] of Object.entries(s.flood.kinds)) {
+      for (const [label, m] of [['no', f.quiet], ['yes', f.flooded]]) {
+        lines.push(`| ${kind} | ${label} | ${cell(m.p50)} | ${cell(m.p99)} | ${cell(m.rate)} | ${cell(m.cpuShare, 100)} | ${cell(m.loopDelayP99)} |`);
+      }
+    }
+    lines.push('');
+    lines.push('| server | p99 with ÷ without the flooder | flooder sent (messages/s) | handed to the application (messages/s) | dropped by the server (messages/s) |');
+    lines.push('| --- | --- | --- | --- | --- |');
+    for (const [kind, f] of Object.entries(s.flood.kinds)) {
+      lines.push(
+        `| ${kind} | ${ratioCell(f.p99Ratio)} | ${cell(f.flooded.floodSendRate)} | ${cell(f.flooded.floodDeliveredRate)} | ${cell(f.flooded.floodDroppedRate)} |`,
+      );
+    }
+    lines.push('');
+    const targets = (results.floodTargets ?? []).filter((t) => t.scenario === s.id);
+    if (targets.length > 0) {
+      lines.push('| target | limit | measured | |');
+      lines.push('| --- | --- | --- | --- |');
+      for (const t of targets) lines.push(`| ${t.target} | ${t.limit} | ${t.measured === null ? '–' : num(t.measured)} | ${t.status} |`);
+      lines.push('');
+    }
   }
 
   lines.push('## Rate (operations/s) and latency (ms)');
@@ -253,7 +369,7 @@ function escapeXml(s) {
 /** Horizontal bars of ours/sockjs and ours/ws on a log scale, with 1× and each target marked. */
 function svg(results) {
   const bars = [];
-  for (const s of results.scenarios) {
+  for (const s of results.scenarios.filter((x) => x.measure !== 'flood' && !x.metricsCost)) {
     const metrics = s.measure === 'idle' ? (s.heartbeat ? ['cpuPerOp', 'heapPerSession', 'rssPerSession'] : ['heapPerSession', 'rssPerSession']) : ['cpuPerOp'];
     for (const metric of metrics) {
       const label = metric === 'cpuPerOp' ? (s.heartbeat ? `${s.title}: heartbeat CPU` : s.title) : `${s.title}: ${metric === 'heapPerSession' ? 'heap' : 'RSS'}`;
@@ -332,4 +448,4 @@ function writeResults(results, dir, { partial = false } = {}) {
   return written;
 }
 
-module.exports = { summarise, evaluateTargets, markdown, svg, writeResults, median, num };
+module.exports = { summarise, summariseFlood, evaluateTargets, evaluateFloodTargets, markdown, svg, writeResults, median, num };

@@ -13,6 +13,8 @@
  *
  * Each server runs in its own process, pinned to one core, the load generator in another, pinned
  * to another core; scenarios run in interleaved rounds (ours, sockjs, ws; ours, sockjs, ws; …).
+ * The flood scenario's flooder is a second generator process on the generator's core, under
+ * SCHED_IDLE (or nice 19), so that it takes only the time the generator leaves.
  * The results go to bench/results/latest.{json,md,svg} and <full|quick>.{json,md,svg}; with --only
  * to partial.{json,md,svg}.
  */
@@ -21,8 +23,8 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawnNode, killAll, hasTaskset, fileLimits } = require('./children');
-const { MODES, INFLIGHT, scenarios, TARGETS } = require('./scenarios');
-const { summarise, evaluateTargets, writeResults, num } = require('./report');
+const { MODES, INFLIGHT, scenarios, TARGETS, FLOOD_TARGETS } = require('./scenarios');
+const { summarise, summariseFlood, evaluateTargets, evaluateFloodTargets, writeResults, num } = require('./report');
 const profile = require('./profile');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -87,6 +89,8 @@ class Bench {
     this.mode = mode;
     this.env = env;
     this.generator = null;
+    /** The flood scenario's flooder, a second load.js, started when first needed. */
+    this.flooder = null;
     this.errors = [];
     this.warnings = [];
     this.round = 0;
@@ -101,6 +105,22 @@ class Bench {
     const child = spawnNode('load generator', path.join(__dirname, 'load.js'), [], { core: this.coreOf('generator'), files: this.env.files.raiseTo });
     await child.ready();
     this.generator = child;
+  }
+
+  async startFlooder() {
+    const child = spawnNode('flooder', path.join(__dirname, 'load.js'), [], { core: this.coreOf('generator'), files: this.env.files.raiseTo, idle: true });
+    await child.ready();
+    this.flooder = child;
+  }
+
+  async stopFlooder() {
+    if (this.flooder) await this.flooder.stop(2000);
+    this.flooder = null;
+  }
+
+  /** The warm-up and window of `scenario`'s rounds: its own, else the mode's; at least the mode's `minWindowMs`. */
+  timing(scenario) {
+    return { warmupMs: scenario.warmupMs ?? this.mode.warmupMs, windowMs: Math.max(scenario.windowMs ?? this.mode.windowMs, this.mode.minWindowMs ?? 0) };
   }
 
   /** A few tries, a little apart: a dependency being reinstalled under the run comes back. */
@@ -137,6 +157,7 @@ class Bench {
 
   async teardown(kind) {
     if (this.generator && !this.generator.exited) await this.generator.request('teardown', { key: kind }, 30000);
+    if (this.flooder && !this.flooder.exited) await this.flooder.request('teardown', { key: kind }, 30000);
   }
 
   /**
@@ -144,7 +165,7 @@ class Bench {
    * The window is the span between the server's two CPU samples, by its own clock; the generator
    * counts the operations completed in that same span.
    */
-  async throughputRound(kind, server, hooks = {}) {
+  async throughputRound(kind, server, hooks = {}, timing = this.mode) {
     const gen = this.generator;
     const key = kind;
     let cpu0;
@@ -152,9 +173,9 @@ class Bench {
     let collected;
     try {
       await gen.request('start', { key });
-      await sleep(this.mode.warmupMs);
+      await sleep(timing.warmupMs);
       cpu0 = await server.request('cpu');
-      await sleep(this.mode.windowMs);
+      await sleep(timing.windowMs);
       cpu1 = await server.request('cpu');
       collected = await gen.request('collect', { key, window: { from: cpu0.at, to: cpu1.at } });
     } finally {
@@ -175,6 +196,81 @@ class Bench {
       // With a relay, the owner's share of it.
       ownerCpuPerOp: r.ops > 0 && typeof cpu1.ownerCpu === 'number' ? (cpu1.ownerCpu - cpu0.ownerCpu) / r.ops : null,
     };
+  }
+
+  /**
+   * One round of the flood scenario on sessions already set up: the well-behaved load alone, or
+   * with the flooder (`flooded`) sending beside it from the warm-up on. As `throughputRound`, plus
+   * the server's CPU as a share of one core, the flooder's messages sent (its own count) and
+   * handed to the application (the server's count), and with ours the messages it dropped. After
+   * the round the server is given the time to read what the flooder left in the sockets.
+   */
+  async floodRound(scenario, kind, server, flooded, hooks = {}) {
+    const timing = this.timing(scenario);
+    const gen = this.generator;
+    const key = kind;
+    let cpu0;
+    let cpu1;
+    let collected;
+    let flood = null;
+    try {
+      await gen.request('start', { key });
+      if (flooded) await this.flooder.request('start', { key }, 15000);
+      await sleep(timing.warmupMs);
+      cpu0 = await server.request('cpu');
+      await sleep(timing.windowMs);
+      cpu1 = await server.request('cpu');
+      const window = { from: cpu0.at, to: cpu1.at };
+      collected = (await gen.request('collect', { key, window })).result;
+      if (flooded) flood = (await this.flooder.request('collect', { key, window })).result;
+    } finally {
+      if (flooded) await this.flooder.request('pause', { key }, 30000);
+      await gen.request('pause', { key }, 30000);
+      await this.settle(scenario, kind, server);
+    }
+    hooks.window?.(cpu0.at, cpu1.at);
+    const r = collected;
+    if (r.ops === 0) throw new Error(`no operation completed in the ${r.seconds.toFixed(2)} s window (${r.errors} errors)`);
+    const seconds = (cpu1.at - cpu0.at) / 1e6;
+    const cpuUs = cpu1.cpu - cpu0.cpu;
+    const result = {
+      ops: r.ops,
+      errors: r.errors,
+      seconds: r.seconds,
+      rate: r.ops / r.seconds,
+      p50: r.p50,
+      p99: r.p99,
+      cpuUs,
+      cpuPerOp: cpuUs / r.ops,
+      cpuShare: cpuUs / (seconds * 1e6),
+      loopDelayP99: r.loopDelayP99 ?? null,
+    };
+    if (flooded) {
+      if (!flood.open) this.warn(scenario, kind, `the flooder's session was not open at the end of the window (${flood.errors} errors)`);
+      result.floodSent = flood.ops;
+      result.floodSendRate = flood.ops / flood.seconds;
+      result.floodDelivered = cpu1.flood - cpu0.flood;
+      result.floodDeliveredRate = result.floodDelivered / seconds;
+      result.floodDroppedRate = typeof cpu1.dropped === 'number' ? (cpu1.dropped - cpu0.dropped) / seconds : null;
+    }
+    return result;
+  }
+
+  /**
+   * Waits until `server` is idle (under 10% of a core over 50 ms, or the mode's `idleShare`), at
+   * most 5 s: what a flooder left in its socket's buffers is read and dropped before the next
+   * round starts.
+   */
+  async settle(scenario, kind, server) {
+    const idle = this.mode.idleShare ?? 0.1;
+    let a = await server.request('cpu');
+    for (let i = 0; i < 100; i++) {
+      await sleep(50);
+      const b = await server.request('cpu');
+      if (b.cpu - a.cpu < idle * (b.at - a.at)) return;
+      a = b;
+    }
+    this.warn(scenario, kind, 'the server was still busy 5 s after the round');
   }
 
   /**
@@ -248,6 +344,11 @@ class Bench {
       return rounds;
     }
 
+    if (scenario.measure === 'flood') {
+      await this.runFlood(scenario, rounds);
+      return rounds;
+    }
+
     // Every server keeps its sessions open through the rounds; the rounds take turns loading them.
     // An `apart` scenario holds more sessions than the generator can hold for every server at
     // once: each server's rounds run with only its own sessions open, one server after another.
@@ -289,7 +390,7 @@ class Bench {
       for (; this.round < this.mode.rounds; this.round++) {
         for (const kind of kinds) {
           try {
-            rounds[kind][this.round] = await this.throughputRound(kind, servers[kind]);
+            rounds[kind][this.round] = await this.throughputRound(kind, servers[kind], {}, this.timing(scenario));
             await sleep(20);
           } catch (err) {
             this.fail(scenario, kind, err);
@@ -311,9 +412,89 @@ class Bench {
       await dispose();
     }
   }
+
+  /**
+   * The rounds of the flood scenario into `rounds`: per server a window of the well-behaved load
+   * alone (`<kind>`) and one with the flooder beside it (`<kind>+flood`), on the same server and
+   * sessions, the order of the two swapped every round; the servers take turns.
+   */
+  async runFlood(scenario, rounds) {
+    const kinds = scenario.kinds;
+    for (const kind of kinds) rounds[`${kind}+flood`] = new Array(this.mode.rounds).fill(null);
+    let servers = {};
+    const dispose = async () => {
+      for (const kind of Object.keys(servers)) await this.teardown(kind).catch(() => {});
+      await Promise.all(Object.values(servers).map((s) => s.stop()));
+      servers = {};
+    };
+    const prepare = async () => {
+      if (!this.flooder) await this.startFlooder();
+      const started = await Promise.allSettled(kinds.map((kind) => this.startServer(kind, scenario.serverOptions)));
+      kinds.forEach((kind, i) => {
+        if (started[i].status === 'fulfilled') servers[kind] = started[i].value;
+      });
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      for (const kind of kinds) {
+        await this.setup(scenario, kind, servers[kind]);
+        await this.flooder.request('setup', { key: kind, port: servers[kind].port, load: scenario.flood(kind) }, 30000);
+      }
+    };
+    // Unmeasured: one round of each kind, alone and flooded, warms up the JIT on both paths.
+    const prewarm = async () => {
+      for (const kind of kinds) for (const flooded of [false, true]) await this.floodRound(scenario, kind, servers[kind], flooded);
+    };
+    const restart = async () => {
+      for (const s of Object.values(servers)) s.kill();
+      servers = {};
+      await this.stopFlooder();
+      await this.restartGenerator();
+    };
+    this.round = 0;
+    try {
+      await prepare();
+      await prewarm();
+      for (; this.round < this.mode.rounds; this.round++) {
+        for (const kind of kinds) {
+          for (const flooded of this.round % 2 ? [true, false] : [false, true]) {
+            try {
+              rounds[flooded ? `${kind}+flood` : kind][this.round] = await this.floodRound(scenario, kind, servers[kind], flooded);
+            } catch (err) {
+              this.fail(scenario, flooded ? `${kind}+flood` : kind, err);
+              await restart();
+              await prepare();
+              await prewarm();
+            }
+          }
+        }
+      }
+    } catch (err) {
+      this.fail(scenario, 'setup', err);
+      await restart();
+    } finally {
+      await dispose();
+      await this.stopFlooder();
+    }
+  }
+}
+
+function describeFlood(scenario, summary) {
+  const lines = [];
+  for (const [kind, f] of Object.entries(summary.flood.kinds)) {
+    const q = f.quiet;
+    const fl = f.flooded;
+    lines.push(
+      `    ${kind}: p99 ${num(q.p99?.median)} ms alone, ${num(fl.p99?.median)} ms flooded (× ${num(f.p99Ratio?.median)}); ` +
+        `flooder sent ${num(fl.floodSendRate?.median)}/s, the application got ${num(fl.floodDeliveredRate?.median)}/s` +
+        `${fl.floodDroppedRate ? `, dropped ${num(fl.floodDroppedRate.median)}/s` : ''}; ` +
+        `server CPU ${num(100 * (q.cpuShare?.median ?? NaN))}% alone, ${num(100 * (fl.cpuShare?.median ?? NaN))}% flooded`,
+    );
+  }
+  return lines.join('\n');
 }
 
 function describeRow(scenario, summary) {
+  if (scenario.measure === 'flood') return describeFlood(scenario, summary);
   const k = summary.kinds;
   const show = (metric, unit) =>
     scenario.kinds.map((kind) => `${kind} ${num(k[kind]?.[metric]?.median)}`).join(', ') +
@@ -428,6 +609,7 @@ async function benchmark(args, mode, env) {
       break;
     }
     const summary = summarise(rounds);
+    if (scenario.measure === 'flood') summary.flood = summariseFlood(rounds, scenario.kinds);
     summaries.push({
       id: scenario.id,
       title: scenario.title,
@@ -437,13 +619,17 @@ async function benchmark(args, mode, env) {
       note: scenario.note,
       latency: scenario.latency,
       serverOptions: scenario.serverOptions ?? {},
+      timing: bench.timing(scenario),
       load: scenario.load('ours'),
+      ...(scenario.flood ? { flood: scenario.flood('ours') } : {}),
+      ...(scenario.metricsCost ? { metricsCost: true } : {}),
       rounds,
       ...summary,
     });
     console.log(`  ${scenario.id} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n${describeRow(scenario, summary)}`);
   }
   if (bench.generator) await bench.generator.stop();
+  await bench.stopFlooder();
   const results = {
     date: new Date().toISOString(),
     mode: args.quick ? 'quick' : 'full',
@@ -462,11 +648,15 @@ async function benchmark(args, mode, env) {
     warnings: bench.warnings,
   };
   results.targets = evaluateTargets(TARGETS, results);
+  results.floodTargets = evaluateFloodTargets(FLOOD_TARGETS, results);
   const files = writeResults(results, RESULTS, { partial: !!args.only });
   console.log(`\nTargets (ours/sockjs, median of rounds):`);
   for (const t of results.targets.filter((x) => x.status !== 'not measured')) {
     const limit = t.against === 'sockjs' ? `≤ ${t.max}` : `≤ ${t.max} × ${t.against}`;
     console.log(`  ${t.status.padEnd(6)} ${(t.ratio === null ? '–' : t.ratio.toFixed(2)).padStart(5)} ${limit}  ${t.target}: ${t.title}`);
+  }
+  for (const t of results.floodTargets.filter((x) => x.status !== 'not measured')) {
+    console.log(`  ${t.status.padEnd(6)} ${num(t.measured).padStart(5)} ≤ ${num(t.max)}  ${t.target}`);
   }
   console.log(`\nDone in ${results.durationSeconds.toFixed(0)} s, ${bench.errors.length} errors. Wrote ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
   return bench.errors.length ? 1 : 0;
@@ -502,8 +692,9 @@ async function profileRuns(args, mode, env) {
   const all = scenarios(mode, { idleCap: env.files.idleCap });
   const ids = args.profile.length ? select(all, args.profile).map((s) => s.id) : worstScenarios(all);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockjs-rx-bench-profile-'));
-  // A longer window than a round's, for enough samples.
-  const profileMode = { ...mode, windowMs: Math.max(3000, mode.windowMs), idleWindowMs: Math.max(4000, mode.idleWindowMs) };
+  // A longer window than a round's, for enough samples. The profiler's own sampling keeps an idle
+  // server at about 15% of a core: a server settles below 30%.
+  const profileMode = { ...mode, windowMs: Math.max(3000, mode.windowMs), minWindowMs: 3000, idleWindowMs: Math.max(4000, mode.idleWindowMs), idleShare: 0.3 };
   const bench = new Bench(profileMode, env);
   await bench.startGenerator();
   const kind = args.profileServer;
@@ -522,18 +713,29 @@ async function profileRuns(args, mode, env) {
     try {
       let result;
       if (scenario.measure === 'idle') result = await bench.idleRound(scenario, kind, server, hooks);
-      else {
+      else if (scenario.measure === 'flood') {
+        // The server under flood: one unmeasured flooded round warms it up, the next is profiled.
+        if (!bench.flooder) await bench.startFlooder();
+        await bench.setup(scenario, kind, server);
+        await bench.flooder.request('setup', { key: kind, port: server.port, load: scenario.flood(kind) }, 30000);
+        await bench.floodRound(scenario, kind, server, true);
+        result = await bench.floodRound(scenario, kind, server, true, hooks);
+        await bench.teardown(kind);
+        console.log(
+          `  flooded: well-behaved p99 ${num(result.p99)} ms, flooder sent ${num(result.floodSendRate)}/s, the application got ${num(result.floodDeliveredRate)}/s, server CPU ${num(100 * result.cpuShare)}%`,
+        );
+      } else {
         await bench.setup(scenario, kind, server);
         // Warm the JIT up first: the profile is of the steady state.
         await bench.generator.request('start', { key: kind });
         await sleep(1000);
         await bench.generator.request('pause', { key: kind }, 30000);
-        result = await bench.throughputRound(kind, server, hooks);
+        result = await bench.throughputRound(kind, server, hooks, bench.timing(scenario));
         await bench.teardown(kind);
       }
       await server.stop();
       const [file] = fs.readdirSync(sub).filter((f) => f.endsWith('.cpuprofile'));
-      console.log(`${scenario.title} (${id}): ${scenario.measure === 'throughput' ? `${num(result.rate)} ops/s, ` : ''}${num(result.cpuPerOp)} µs/op`);
+      console.log(`${scenario.title} (${id}): ${scenario.measure !== 'idle' ? `${num(result.rate)} ops/s, ` : ''}${num(result.cpuPerOp)} µs/op`);
       if (!file) console.log('  no profile was written');
       else console.log(`${profile.format(profile.analyse(path.join(sub, file), window, env.ours))}\n  ${path.join(sub, file)}\n`);
     } catch (err) {
@@ -543,6 +745,7 @@ async function profileRuns(args, mode, env) {
     }
   }
   await bench.generator.stop();
+  await bench.stopFlooder();
   return 0;
 }
 

@@ -7,7 +7,10 @@
  *   throughput  warm up, then count operations, latency and server CPU over a window
  *   idle        open sessions and leave them: memory per session after a forced GC, and with
  *               `heartbeat` the server CPU they cost over a window
+ *   flood       a throughput window of `load(kind)` alone and one with a flooder beside it
+ *               (`flood(kind)`, run by a process of its own), on the same server, in turn
  * `fresh` scenarios get a new server process per run, so that memory starts from the same place.
+ * `warmupMs` and `windowMs` on a scenario replace the mode's for its rounds.
  */
 
 const MODES = {
@@ -38,6 +41,13 @@ const MODES = {
 /** Messages each websocket session keeps outstanding in the echo scenarios. */
 const INFLIGHT = 4;
 
+/**
+ * The flood scenario's server limit: 100 messages per second per session, a burst of 1 s, over it
+ * dropped. Its well-behaved sessions send at most 50 per second each (one every 20 ms), half of it.
+ */
+const FLOOD_LIMIT = { messages: 100, burst: 1, policy: 'drop' };
+const FLOOD_PACE_MS = 20;
+
 const size = (bytes) => (bytes >= 1024 ? `${bytes / 1024} KB` : `${bytes} B`);
 const count = (n) => n.toLocaleString('en-US');
 const plural = (n, word) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
@@ -49,6 +59,9 @@ const plural = (n, word) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
 function scenarios(mode, limits) {
   const span = mode.warmupMs + mode.windowMs + 5000;
   const bounded = (load) => ({ maxMs: span, maxOps: 5e6, ...load });
+  // Rows that look for small differences, or for a p99, measure at least a second per round.
+  const long = { warmupMs: Math.max(mode.warmupMs, 300), windowMs: Math.max(mode.windowMs, 1000) };
+  const boundedLong = (load) => ({ maxMs: long.warmupMs + long.windowMs + 5000, maxOps: 5e6, ...load });
   const list = [];
 
   for (const framed of [true, false]) {
@@ -213,6 +226,51 @@ function scenarios(mode, limits) {
     );
   }
 
+  // A flood: 100 well-behaved websocket sessions echoing one message at a time, paced under the
+  // rate limit, alone and then beside one session that sends as fast as its socket takes it.
+  // The flooder runs in a process of its own on the generator's core, under SCHED_IDLE, so that
+  // it has only the time the generator leaves and does not hold the generator up.
+  list.push({
+    id: 'flood-websocket',
+    title: `websocket echo, 100 sessions × 1 in flight, at most ${1000 / FLOOD_PACE_MS}/s each, 32 B, with and without a flooder`,
+    op: 'message',
+    measure: 'flood',
+    kinds: ['ours', 'sockjs'],
+    ...long,
+    note:
+      `ours with rate_limit ${JSON.stringify(FLOOD_LIMIT)} (every session); sockjs has no rate limit. The flooder is one more websocket session of the same ` +
+      'server sending `["!flood…"]` (32 B) as fast as its socket takes them, 256 frames per write; the service counts the ones it is handed and drops them',
+    serverOptions: { rate_limit: FLOOD_LIMIT },
+    load: () => boundedLong({ type: 'wsEcho', framed: true, sessions: 100, size: 32, inflight: 1, interval: FLOOD_PACE_MS }),
+    flood: () => boundedLong({ type: 'flood', size: 32, batch: 256, maxOps: 5e7 }),
+  });
+
+  // The cost of counting: ours with `metrics: true` (the default) and with `metrics: false`.
+  list.push(
+    {
+      id: 'metrics-websocket-100-32',
+      title: 'websocket echo, 100 sessions, 32 B, metrics on and off',
+      op: 'message',
+      measure: 'throughput',
+      metricsCost: true,
+      kinds: ['ours', 'ours-nometrics'],
+      ...long,
+      load: () => boundedLong({ type: 'wsEcho', framed: true, sessions: 100, size: 32, inflight: INFLIGHT }),
+    },
+    {
+      id: 'metrics-fanout-websocket-1000-broadcast',
+      title: 'fan-out to 1,000 websocket sessions through broadcast(), 32 B, metrics on and off',
+      op: 'delivered message',
+      latency: 'from the request to the last session',
+      measure: 'throughput',
+      metricsCost: true,
+      kinds: ['ours', 'ours-nometrics'],
+      ...long,
+      serverOptions: { fanout: 'broadcast' },
+      load: () => boundedLong({ type: 'fanout', transport: 'websocket', floor: false, receivers: 1000, size: 32, inflight: 2 }),
+    },
+  );
+
   const small = Math.min(mode.idleSmall, limits.idleCap);
   const large = Math.min(mode.idleLarge, limits.idleCap);
   list.push(
@@ -313,4 +371,11 @@ const TARGETS = [
   },
 ];
 
-module.exports = { MODES, INFLIGHT, scenarios, TARGETS };
+/**
+ * The flood scenario's targets, for ours: the well-behaved sessions' p99 with the flooder at most
+ * `p99Ratio` times their p99 without; the flooder's messages handed to the application at most
+ * the rate limit, plus the burst spread over the window.
+ */
+const FLOOD_TARGETS = { p99Ratio: 2 };
+
+module.exports = { MODES, INFLIGHT, scenarios, TARGETS, FLOOD_TARGETS };

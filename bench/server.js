@@ -2,19 +2,24 @@
 /**
  * One server under test, run as a child of bench/run.js:
  *
- *   node --expose-gc bench/server.js <ours|sockjs|ws|engine.io> '<json options>'
+ *   node --expose-gc bench/server.js <ours|ours-nometrics|sockjs|ws|engine.io|relayed> '<json options>'
  *
  * Serves an echo service on 127.0.0.1, port 0, under /echo. The SockJS servers (ours from dist/
  * and sockjs 0.3.24) get the same code through the sockjs API; `ws` is a plain WebSocket echo on
  * /echo/websocket, the floor for the websocket path; `engine.io` is engine.io 6's long-polling
  * echo under /engine.io/, what socket.io users have where websockets are blocked.
  *
- * The echo service also takes three commands, so that one service covers every scenario:
+ * The echo service also takes four commands, so that one service covers every scenario:
  *   `!push <n> <size>`  writes n messages of size bytes back (server push)
  *   `!fanout <text>`    writes text to every open connection: with the option `fanout: 'broadcast'`
  *                       through `server.broadcast()` (sockjs-rx; sockjs has none and loops), else
  *                       with a loop of `conn.write()` in the application
  *   `!sink...`          is dropped (the cost of receiving alone)
+ *   `!flood...`         is counted (the flooder's messages that reached the application) and
+ *                       dropped
+ *
+ * The kind `ours-nometrics` is ours created with `metrics: false`. The option `rate_limit` is
+ * given to ours (every kind of it) as it is; sockjs has no such option.
  *
  * With the option `relay`, sockjs-rx runs with `relay: true` over a redis-server it starts (no
  * persistence), or over `redisUrl`. The kind `relayed` is that too, and also starts a second
@@ -23,8 +28,10 @@
  * says the owner's share (`ownerCpu`).
  *
  * It talks to the parent over IPC: `ready` with the port once listening, then answers
- * `cpu` (process.cpuUsage()), `mem` (memoryUsage() after a forced GC), `stats` (open connections)
- * and `exit` (a clean exit, so that --cpu-prof writes its profile).
+ * `cpu` (process.cpuUsage(), with the `!flood` messages the application has had so far, and with
+ * `rate_limit` the messages ours has dropped, from `server.metrics()`), `mem` (memoryUsage() after
+ * a forced GC), `stats` (open connections) and `exit` (a clean exit, so that --cpu-prof writes its
+ * profile).
  */
 const { fork, spawn } = require('child_process');
 const net = require('net');
@@ -35,6 +42,8 @@ const kind = process.argv[2];
 const options = JSON.parse(process.argv[3] || '{}');
 
 let open = 0;
+/** `!flood` messages handed to the application. */
+let floodDelivered = 0;
 const pushPayloads = new Map();
 /** The open connections of the SockJS servers, for `!fanout`. */
 const conns = new Set();
@@ -60,8 +69,10 @@ function command(conn, message) {
     const text = message.slice('!fanout '.length);
     if (options.fanout === 'broadcast' && typeof service.broadcast === 'function') service.broadcast(text);
     else for (const c of conns) c.write(text);
+  } else if (message.startsWith('!flood')) {
+    floodDelivered++;
   }
-  // `!sink` and unknown commands are dropped.
+  // `!sink`, `!flood` and unknown commands are dropped.
 }
 
 function sockjsEcho(conn) {
@@ -89,7 +100,7 @@ function loadOurs() {
 let bus = null;
 
 function serve(server) {
-  if (kind === 'ours' || kind === 'relayed' || kind === 'sockjs') {
+  if (kind === 'ours' || kind === 'ours-nometrics' || kind === 'relayed' || kind === 'sockjs') {
     const sockjs = kind === 'sockjs' ? require('sockjs') : loadOurs();
     if (options.relay) {
       const { redisBus } = require(path.join(process.env.BENCH_OURS || path.join(__dirname, '..', 'dist'), 'redis'));
@@ -101,6 +112,8 @@ function serve(server) {
       disconnect_delay: options.disconnect_delay ?? 5000,
       response_limit: options.response_limit ?? 128 * 1024,
       ...(bus ? { bus, relay: true } : {}),
+      ...(kind !== 'sockjs' && options.rate_limit ? { rate_limit: options.rate_limit } : {}),
+      ...(kind === 'ours-nometrics' ? { metrics: false } : {}),
     });
     service.on('connection', sockjsEcho);
     service.installHandlers(server, { prefix: '/echo' });
@@ -207,6 +220,14 @@ function fanoutFloor(sockets, text) {
   for (const ws of sockets) ws._socket.write(frame);
 }
 
+/** With `rate_limit`, the messages ours has dropped (every prefix), from `server.metrics()`; else undefined. */
+function dropped() {
+  if (!options.rate_limit || typeof service?.metrics !== 'function') return undefined;
+  const prefixes = Object.values(service.metrics().prefixes);
+  if (prefixes.length === 0) return undefined;
+  return prefixes.reduce((sum, p) => sum + p.messagesDropped, 0);
+}
+
 function memory() {
   if (typeof global.gc !== 'function') return null;
   // Twice: the first pass finalises what the second frees.
@@ -286,7 +307,7 @@ async function answer(message) {
       const ownerCpu = started.owner ? (await askOwner('cpu')).cpu : undefined;
       const cpu = process.cpuUsage();
       const own = cpu.user + cpu.system;
-      return { cpu: own + (ownerCpu ?? 0), ownerCpu, at: Number(process.hrtime.bigint() / 1000n) };
+      return { cpu: own + (ownerCpu ?? 0), ownerCpu, at: Number(process.hrtime.bigint() / 1000n), flood: floodDelivered, dropped: dropped() };
     }
     case 'mem':
       return { mem: memory() };
