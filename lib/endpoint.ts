@@ -32,7 +32,7 @@ import type { ResolvedOptions } from './options';
 import { Relay, type RelayAnswers, type RelayBus } from './relay';
 import { type Route, route, routeTable, type RouteTable, splitUrl } from './router';
 import { mergeEach } from './session/keyed';
-import type { SessionEvent, SessionKey } from './session/reducer';
+import type { Reply, SessionEvent, SessionKey, Source } from './session/reducer';
 import { type Performed, type SessionContext, sessionTable } from './session/session';
 import { hixie76Events, isHixie76 } from './transports/hixie76';
 import { createWebsocketServer, SOCKJS_WEBSOCKET, websocketEvents } from './transports/websocket';
@@ -529,7 +529,7 @@ export class Endpoint {
       case 'deliver': {
         const control = session.handle;
         if (!control) break;
-        const messages = control.limiter ? this.#withinLimit(session, control, effect.messages) : effect.messages;
+        const messages = control.limiter ? this.#withinLimit(session, control, effect.messages, effect.source) : effect.messages;
         if (this.#counters) this.#counters.messagesReceived += messages.length;
         if (messages.length === 0 || control.deliver(messages)) break;
         // The application has stopped reading: the websocket is not read either until it does.
@@ -548,10 +548,10 @@ export class Endpoint {
         break;
       case 'reply': {
         const { reply } = effect;
-        // An HTTP send is answered once the application reads again, so the client waits to send more.
-        if (effect.accepted && session.handle) session.handle.whenReading(() => reply.accept(), HELD_ANSWER_COST);
-        else if (effect.accepted) reply.accept();
-        else reply.unknownSession();
+        const control = session.handle;
+        if (!effect.accepted) reply.unknownSession();
+        else if (!control) reply.accept();
+        else this.#answerSend(control, reply);
         break;
       }
       case 'ack':
@@ -607,7 +607,7 @@ export class Endpoint {
    * counted and logged (a line per session and second), or closes the session with
    * `1008 "Rate limit exceeded"` (policy `close`).
    */
-  #withinLimit(session: Session, control: ConnectionControl, messages: readonly string[]): readonly string[] {
+  #withinLimit(session: Session, control: ConnectionControl, messages: readonly string[], source: Source | undefined): readonly string[] {
     const limiter = control.limiter!;
     const now = this.#scheduler.now();
     const taken = limiter.take(messages, now);
@@ -621,7 +621,34 @@ export class Endpoint {
       if (this.#counters) this.#counters.messagesDropped += over;
       limiter.unlogged += over;
       if (now - limiter.loggedAt >= 1000) this.#logDrops(session, limiter);
+      this.#rest(limiter, now, source);
     }
     return taken === 0 ? NO_MESSAGES : messages.slice(0, taken);
+  }
+
+  /**
+   * A session over its limit rests until its buckets are full again: its websocket is not read
+   * (what the client sends waits in its own socket, held back by TCP), and the answer to its
+   * HTTP send waits (sockjs-client sends the next only then). So a flooding client costs the
+   * server one read per rest, not the parsing of all it can send, and gets its rate on average.
+   */
+  #rest(limiter: RateLimiter, now: number, source: Source | undefined): void {
+    const resting = limiter.restUntil > now;
+    const rest = limiter.untilFull(now);
+    limiter.restUntil = now + rest;
+    if (!source || resting || rest <= 0) return;
+    source.pause();
+    this.#scheduler.schedule(() => source.resume(), rest);
+  }
+
+  /**
+   * Answers an HTTP send that the session took: once the application reads again, so that the
+   * client waits to send more, and not before the session's rest over its rate limit is over.
+   */
+  #answerSend(control: ConnectionControl, reply: Reply): void {
+    const answer = () => control.whenReading(() => reply.accept(), HELD_ANSWER_COST);
+    const rest = control.limiter ? control.limiter.restUntil - this.#scheduler.now() : 0;
+    if (rest > 0) this.#scheduler.schedule(answer, rest);
+    else answer();
   }
 }

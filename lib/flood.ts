@@ -19,6 +19,8 @@ export class RateLimiter {
   loggedAt = -Infinity;
   /** Messages dropped since the last log line. */
   unlogged = 0;
+  /** Until when (scheduler time) the session rests after going over its limit: its client is not read. */
+  restUntil = -Infinity;
 
   constructor(
     private readonly limit: Required<RateLimit>,
@@ -34,12 +36,9 @@ export class RateLimiter {
    * them. The rest are over the limit.
    */
   take(messages: readonly string[], now: number): number {
+    this.#refill(now);
     const { limit } = this;
-    const elapsed = Math.max(0, now - this.#at) / 1000;
-    this.#at = now;
-    this.#messages = Math.min(limit.messages * limit.burst, this.#messages + elapsed * limit.messages);
     const counting = limit.bytes !== Infinity;
-    if (counting) this.#bytes = Math.min(limit.bytes * limit.burst, this.#bytes + elapsed * limit.bytes);
     let taken = 0;
     for (const message of messages) {
       if (this.#messages < 1) break;
@@ -50,5 +49,23 @@ export class RateLimiter {
       taken++;
     }
     return taken;
+  }
+
+  /** Milliseconds from `now` until both buckets are full again. */
+  untilFull(now: number): number {
+    this.#refill(now);
+    const { limit } = this;
+    const messages = limit.messages === Infinity ? 0 : (limit.messages * limit.burst - this.#messages) / limit.messages;
+    const bytes = limit.bytes === Infinity ? 0 : (limit.bytes * limit.burst - this.#bytes) / limit.bytes;
+    return Math.ceil(Math.max(messages, bytes) * 1000);
+  }
+
+  #refill(now: number): void {
+    const { limit } = this;
+    const elapsed = Math.max(0, now - this.#at) / 1000;
+    // A clock that went back refills nothing, and is taken as the time from now on.
+    this.#at = now;
+    this.#messages = Math.min(limit.messages * limit.burst, this.#messages + elapsed * limit.messages);
+    if (limit.bytes !== Infinity) this.#bytes = Math.min(limit.bytes * limit.burst, this.#bytes + elapsed * limit.bytes);
   }
 }

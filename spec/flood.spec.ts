@@ -91,7 +91,8 @@ describe('on a server', () => {
   }
 
   const wsUrl = (path: string) => `${running!.url.replace('http', 'ws')}${path}`;
-  const post = (path: string, body = '', headers: Record<string, string> = {}) => RawResponse.open(running!.port, { method: 'POST', path, headers, body });
+  const post = (path: string, body = '', headers: Record<string, string> = {}, timeoutMs = 2000) =>
+    RawResponse.open(running!.port, { method: 'POST', path, headers, body }, timeoutMs);
 
   describe('rate_limit', () => {
     it('drops what a websocket sends over the limit, counts it and logs one line, and the session goes on', async () => {
@@ -105,12 +106,38 @@ describe('on a server', () => {
       expect(received).toEqual(['1', '2', '3']);
       expect(sockjs.metrics().prefixes['/echo']!.refused.rate).toBe(3);
       expect(lines.filter((l) => l.includes('over its rate limit'))).toEqual([expect.stringMatching(/^info session \d+: 2 message\(s\) over its rate limit dropped$/)]);
-      // The bucket refills at 3 a second.
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      // Once the session's rest is over, it reads again.
       client.ws.send(JSON.stringify(['7']));
       expect(await client.next()).toBe('a["7"]');
       expect(connections[0]!.readyState).toBe(1);
       client.ws.close();
+    });
+
+    it('does not read a websocket over its limit until its bucket is full again, and drops nothing it had not read', async () => {
+      await start({ rate_limit: { messages: 2 } });
+      const client = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await client.next()).toBe('o');
+      client.ws.send(JSON.stringify(['1', '2', '3']));
+      expect(await messages(client, 2)).toEqual(['1', '2']);
+      const over = Date.now();
+      client.ws.send(JSON.stringify(['4']));
+      // 2 messages a second: the bucket of 2 is full again a second after it was emptied.
+      expect(await client.next(3000)).toBe('a["4"]');
+      expect(Date.now() - over).toBeGreaterThanOrEqual(800);
+      expect(received).toEqual(['1', '2', '4']);
+      expect(sockjs.metrics().prefixes['/echo']!.messagesDropped).toBe(1);
+      client.ws.close();
+    });
+
+    it('holds the answer to an HTTP send over the limit until its bucket is full again', async () => {
+      await start({ rate_limit: { messages: 2 } });
+      const s = `/echo/0/${randomUUID()}`;
+      expect(await (await post(`${s}/xhr`)).body()).toBe('o\n');
+      const started = Date.now();
+      expect((await post(`${s}/xhr_send`, '["1","2","3"]', {}, 3000)).status).toBe(204);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+      expect((await post(`${s}/xhr_send`, '["4"]')).status).toBe(204);
+      expect(await (await post(`${s}/xhr`)).body()).toBe('a["1","2","4"]\n');
     });
 
     it('closes a session over the limit with 1008 "Rate limit exceeded" under policy close, after what fit', async () => {

@@ -240,7 +240,16 @@ export function hixie76Events(
       },
     };
 
-    const source: Source = { pause: () => socket.pause(), resume: () => socket.resume() };
+    // Each pause has its resume (the application's reading, a rate limit's rest): read again once all have.
+    let holds = 0;
+    const source: Source = {
+      pause: () => {
+        if (holds++ === 0) socket.pause();
+      },
+      resume: () => {
+        if (holds > 0 && --holds === 0) socket.resume();
+      },
+    };
     const onFrames = (chunk: Buffer, frames: HixieParser) => {
       for (const input of frames.push(chunk)) {
         if (input.type === 'text') {

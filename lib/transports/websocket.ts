@@ -195,6 +195,8 @@ class WebsocketReceiver implements Receiver, Sink, Source {
   readonly #counters: PrefixCounters | null;
   #ws: SessionWebSocket | null = null;
   #tick: typeof IDLE | typeof SENT_ONE | typeof CORKED = IDLE;
+  /** Pauses not yet resumed. */
+  #holds = 0;
 
   constructor(
     readonly id: number,
@@ -335,13 +337,18 @@ class WebsocketReceiver implements Receiver, Sink, Source {
     return this.socket.writableLength;
   }
 
-  /** Stops reading the socket while the application does not read. */
+  /**
+   * Stops reading the socket while the application does not read, or while the session rests
+   * over its rate limit: each pause has its resume, and the socket is read again once every
+   * pause has had it.
+   */
   pause(): void {
-    this.#ws?.pause();
+    if (this.#holds++ === 0) this.#ws?.pause();
   }
 
   resume(): void {
-    this.#ws?.resume();
+    if (this.#holds === 0) return;
+    if (--this.#holds === 0) this.#ws?.resume();
   }
 
   get paused(): boolean {
