@@ -87,7 +87,7 @@ export interface ConnectionControl {
   readonly client: string;
   /** The session's inbound rate limit, or null. */
   readonly limiter: RateLimiter | null;
-  /** Bytes the application wrote that the session has not taken yet. */
+  /** Bytes the application wrote that have not gone to the session yet (in its Writable side's buffer). */
   pending(): number;
   /** Client to application: hands it messages; false once its Readable side holds as much as it should. */
   deliver(messages: readonly string[]): boolean;
@@ -132,6 +132,8 @@ export class Connection<A = unknown> extends Duplex {
   readonly #counters: PrefixCounters | null;
   /** Bytes written by the application and not yet taken by the session (see `messageCost`). */
   #sending = 0;
+  /** Of `#sending`, what has gone to the session, waiting there (or in the socket) for the client. */
+  #posted = 0;
   /** `write` returned false by the cost of what waits, where Node's count would not have. */
   #owesDrain = false;
   /** Bytes pushed to the Readable side and not yet read by the application. */
@@ -170,7 +172,7 @@ export class Connection<A = unknown> extends Duplex {
     }
 
     pending(): number {
-      return this.connection.#sending;
+      return this.connection.#sending - this.connection.#posted;
     }
 
     whenReading(then: () => void, cost: number): void {
@@ -359,6 +361,7 @@ export class Connection<A = unknown> extends Duplex {
 
   override _write(chunk: string | Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     const cost = messageCost(chunk);
+    this.#posted += cost;
     this.#outgoing([this.#text(chunk)], () => this.#taken(cost, callback));
   }
 
@@ -368,12 +371,14 @@ export class Connection<A = unknown> extends Duplex {
       cost += messageCost(chunk);
       return this.#text(chunk);
     });
+    this.#posted += cost;
     this.#outgoing(messages, () => this.#taken(cost, callback));
   }
 
   /** The session took messages of `cost`: the writer hears of it, and of `drain` once nothing waits. */
   #taken(cost: number, callback: WriteCallback): void {
     this.#sending -= cost;
+    this.#posted -= cost;
     callback();
     if (this.#owesDrain && this.#sending === 0) {
       this.#owesDrain = false;

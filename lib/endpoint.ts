@@ -288,7 +288,9 @@ export class Endpoint {
       case 'receive': {
         const relay = this.#relay;
         const here = (opening: boolean) => this.#receiveHere(req, res, target, opening);
-        if (!relay || relay.owns(target.sessionId)) return defer(() => here(!this.#live.has(target.sessionId)));
+        // A session claimed here that has not opened yet goes through the relay, which keeps its
+        // claim while the request is served.
+        if (!relay || (relay.owns(target.sessionId) && this.#live.has(target.sessionId))) return defer(() => here(!this.#live.has(target.sessionId)));
         const credential = this.#authorization ? credentialOf(req) : undefined;
         return relay.receive(target.sessionId, here, this.#relayAnswers(req, res, target), credential);
       }
@@ -321,23 +323,17 @@ export class Endpoint {
     const { sessionId, transport } = target;
     const session = this.#live.get(sessionId);
     if (session && !this.#sameCredential(req, session)) return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization');
+    // Relayed to the session's owner, which checks it.
+    if (!session && !opening) return receiving(req, res, transport, sessionId, this.#receiving);
+    const address = this.#admission?.addressOf(req) ?? '';
     // Asked again when the response's turn comes (after `authorize`, or behind pipelined
-    // requests): the session may have opened meanwhile, with other credentials.
-    const credentials = this.#authorization ? () => this.#credentialRefusal(sessionId, req) : undefined;
-    if (session || !opening) return receiving(req, res, transport, sessionId, this.#receiving, undefined, credentials);
-    // An opening request is also held to the caps once more, since sessions may have opened meanwhile.
-    const admission = this.#admission;
-    const address = admission ? admission.addressOf(req) : '';
-    const refusal = () => {
-      if (this.#live.has(sessionId)) return credentials?.() ?? null;
-      if (!admission || admission.admits(address)) return null;
-      this.#refused('cap');
-      return HTTP_ERRORS.TOO_MANY_SESSIONS;
-    };
+    // requests), right before it attaches: see `#turnRefusal`.
+    const turn = (grant: Grant | undefined) => () => this.#turnRefusal(sessionId, req, grant !== undefined || !this.#authorization, address);
+    if (session) return receiving(req, res, transport, sessionId, this.#receiving, undefined, turn(undefined));
     return this.#opening(
       req,
       transport.protocol,
-      (grant) => receiving(req, res, transport, sessionId, this.#receiving, grant, refusal),
+      (grant) => receiving(req, res, transport, sessionId, this.#receiving, grant, turn(grant)),
       (response, cause) => this.#refuse(req, res, response, cause),
       () => this.#live.has(sessionId),
     );
@@ -390,6 +386,34 @@ export class Endpoint {
   #sameCredential(req: IncomingMessage, session: Session): boolean {
     const expected = session.handle?.credential;
     return expected === undefined || sameCredential(expected, credentialOf(req));
+  }
+
+  /**
+   * The answer to a receiving request whose turn has come, if it may not attach now (counted);
+   * null when it may. Since it was first checked, the session may have opened (with other
+   * credentials), ended (and the request would open it again: only with a grant, `mayOpen`,
+   * within the caps, and with `relay` under a claim this process still holds).
+   */
+  #turnRefusal(sessionId: string, req: IncomingMessage, mayOpen: boolean, address: string): StaticResponse | null {
+    const session = this.#live.get(sessionId);
+    if (session) return this.#credentialRefusal(sessionId, req);
+    if (!mayOpen) {
+      this.#refused('authorization');
+      return HTTP_ERRORS.NOT_AUTHORIZED;
+    }
+    if (this.#relay && !this.#relay.owns(sessionId)) {
+      this.#logger('info', `${req.method} ${req.url}: the claim of session ${JSON.stringify(sessionId)} went while the request waited`);
+      return HTTP_ERRORS.RELAY_UNAVAILABLE;
+    }
+    return this.#capRefusal(address);
+  }
+
+  /** The answer to a session of `address` that would open over a cap (counted); null when it may open. */
+  #capRefusal(address: string): StaticResponse | null {
+    const admission = this.#admission;
+    if (!admission || admission.admits(address)) return null;
+    this.#refused('cap');
+    return HTTP_ERRORS.TOO_MANY_SESSIONS;
   }
 
   /**
@@ -459,11 +483,13 @@ export class Endpoint {
         maxMessages: this.options.max_payload_messages,
         grant,
         counters: this.#counters,
+        refusal: () => this.#capRefusal(address),
       };
       // Without the option a hixie-76 request goes to `ws`, which answers it 400 and closes.
       if (kind === SOCKJS_WEBSOCKET && this.options.hixie76 && isHixie76(req)) return hixie76Events(upgrade, this.options.max_message_size);
       return websocketEvents(this.#wss, upgrade);
     };
+    const address = this.#admission?.addressOf(req) ?? '';
     return this.#opening(req, kind.protocol, open, (response, cause) => {
       this.#refused(cause);
       return answeredOnSocket(req, socket, response, this.#logger);

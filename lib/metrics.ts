@@ -10,13 +10,16 @@ export type RefusalCause = 'origin' | 'size' | 'rate' | 'cap' | 'authorization' 
 
 export const REFUSAL_CAUSES: readonly RefusalCause[] = ['origin', 'size', 'rate', 'cap', 'authorization', 'bad_input'];
 
+/** The most close codes counted apart, per prefix; the rest are counted as `other`. */
+export const MAX_CLOSE_CODES = 64;
+
 /** One prefix's figures in a snapshot. Counters count since the server was created. */
 export interface PrefixMetrics {
   /** Sessions open now, by transport (`websocket`, `xhr-streaming`, ...). */
   readonly sessionsOpen: Readonly<Record<string, number>>;
   /** Sessions opened, by transport. */
   readonly sessionsOpened: Readonly<Record<string, number>>;
-  /** Sessions closed, by the code of their close (`"1000"`, `"1002"`, `"3000"` ...). */
+  /** Sessions closed, by the code of their close (`"1000"`, `"1002"`, `"3000"` ...; past 64 codes, `"other"`). */
   readonly sessionsClosed: Readonly<Record<string, number>>;
   /** Messages from clients handed to the application. */
   readonly messagesReceived: number;
@@ -67,7 +70,7 @@ export interface MetricsSnapshot {
 export class PrefixCounters {
   readonly sessionsOpen = new Map<string, number>();
   readonly sessionsOpened = new Map<string, number>();
-  readonly sessionsClosed = new Map<number, number>();
+  readonly sessionsClosed = new Map<number | 'other', number>();
   messagesReceived = 0;
   messagesSent = 0;
   messagesDropped = 0;
@@ -82,9 +85,15 @@ export class PrefixCounters {
     bump(this.sessionsOpen, transport, 1);
   }
 
+  /**
+   * A session over `transport` closed with `code`. Past `MAX_CLOSE_CODES` distinct codes (a
+   * client chooses its websocket's), the others are counted together as `other`, so that the
+   * label never has more values than that.
+   */
   closed(transport: string, code: number): void {
     bump(this.sessionsOpen, transport, -1);
-    bump(this.sessionsClosed, code, 1);
+    const known = this.sessionsClosed.has(code) || this.sessionsClosed.size < MAX_CLOSE_CODES;
+    bump(this.sessionsClosed, known ? code : 'other', 1);
   }
 
   /** These counters as a snapshot's figures; `bytesQueued` is measured by the endpoint when asked. */

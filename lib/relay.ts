@@ -203,8 +203,16 @@ export class Relay {
     return this.#owned.has(session);
   }
 
-  /** The session opened here has ended: its claim goes. */
+  /**
+   * The session opened here has ended: its claim goes, unless a request served here still uses
+   * it (it may open the session again; `#leave` lets the claim go if it does not).
+   */
   ended(session: string): void {
+    if ((this.#served.get(session) ?? 0) > 0) return;
+    this.#release(session);
+  }
+
+  #release(session: string): void {
     if (this.#owned.delete(session)) this.bus.release(this.#name(session), this.address);
   }
 
@@ -389,7 +397,7 @@ export class Relay {
       return;
     }
     this.#served.delete(session);
-    if (this.#owned.has(session) && !this.context.live?.(session)) this.ended(session);
+    if (this.#owned.has(session) && !this.context.live?.(session)) this.#release(session);
   }
 
   /**
@@ -510,7 +518,7 @@ export class Relay {
    */
   close(): void {
     this.#endRelayed(CLOSE_REASONS.SHUTTING_DOWN);
-    for (const session of [...this.#owned]) this.ended(session);
+    for (const session of [...this.#owned]) this.#release(session);
   }
 
   #name(session: string): string {

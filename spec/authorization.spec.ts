@@ -358,6 +358,28 @@ describe('authorize on a server', () => {
     expect(connections).toEqual([]);
   });
 
+  it('does not let a pipelined poll open again, unasked, a session that ended while it waited', async () => {
+    await start({ disconnect_delay: 100 });
+    const held = `/echo/0/${randomUUID()}`;
+    const s = `/echo/0/${randomUUID()}`;
+    expect(await (await post(`${held}/xhr?token=ok-ann`)).body()).toBe('o\n');
+    expect(await (await post(`${s}/xhr?token=ok-ann`)).body()).toBe('o\n');
+    const socket = new Socket();
+    await new Promise<void>((resolve) => socket.connect(running!.port, '127.0.0.1', resolve));
+    let answers = '';
+    socket.on('data', (chunk: Buffer) => (answers += chunk.toString('latin1')));
+    const poll = (path: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`;
+    // The poll of s waits behind one of `held`, checked against s while s lives; s then times out.
+    socket.write(poll(`${held}/xhr?token=ok-ann`) + poll(`${s}/xhr?token=ok-ann`));
+    await eventually(() => connections[1]!.readyState === 3, 2000, 's to time out');
+    connections[0]!.write('wake');
+    await eventually(() => answers.includes('Not authorized.'), 2000, 'the pipelined answer');
+    expect(answers).toMatch(/HTTP\/1\.1 403 /);
+    expect(connections).toHaveLength(2);
+    expect(asked).toEqual(['xhr-polling', 'xhr-polling']);
+    socket.destroy();
+  });
+
   it('does not ask about /info, the iframe page or the greeting', async () => {
     await start();
     expect((await get('/echo/info')).status).toBe(200);

@@ -261,6 +261,24 @@ describe('on a server', () => {
       socket.destroy();
     });
 
+    it('holds a hixie-76 handshake to the caps when its key comes, not only when it arrives', async () => {
+      await start({ hixie76: true, max_sessions: 2 });
+      const sockets = Array.from({ length: 4 }, () => new Socket());
+      await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.connect(running!.port, '127.0.0.1', resolve))));
+      for (const [i, socket] of sockets.entries()) {
+        socket.on('error', () => undefined);
+        socket.write(
+          `GET /echo/0/h${i}/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\nOrigin: http://x\r\n` +
+            'Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5\r\nSec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n\r\n',
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      for (const socket of sockets) socket.write('^n:ds[4U');
+      await eventually(() => sockjs.metrics().prefixes['/echo']!.refused.cap === 2, 2000, 'two refusals');
+      expect(sockjs.sessionCount).toBe(2);
+      for (const socket of sockets) socket.destroy();
+    });
+
     it('frees what a server counted when it is detached', async () => {
       await start({ max_sessions: 1 });
       const http = running!.http;

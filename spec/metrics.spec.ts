@@ -2,7 +2,7 @@ import { randomUUID } from 'crypto';
 import { createServer as createHttpServer } from 'http';
 import { Socket } from 'net';
 import { firstValueFrom, take, toArray } from 'rxjs';
-import { PrefixCounters } from '../lib/metrics';
+import { MAX_CLOSE_CODES, PrefixCounters } from '../lib/metrics';
 import { RawResponse } from './helpers/raw-http';
 import { eventually, listen, type Running } from './helpers/server';
 import { connectWs } from './helpers/ws-client';
@@ -22,6 +22,20 @@ describe('PrefixCounters', () => {
     expect(figures.sessionsClosed).toEqual({ '1000': 1, '1006': 1 });
     expect(figures.bytesQueued).toBe(12);
     expect(figures.refused).toEqual({ origin: 0, size: 0, rate: 0, cap: 0, authorization: 0, bad_input: 0 });
+  });
+
+  it('counts at most MAX_CLOSE_CODES close codes apart, and the rest as other', () => {
+    const counters = new PrefixCounters();
+    for (let code = 3000; code < 3000 + MAX_CLOSE_CODES + 10; code++) {
+      counters.opened('websocket-raw');
+      counters.closed('websocket-raw', code);
+    }
+    counters.opened('websocket-raw');
+    counters.closed('websocket-raw', 3000);
+    const closed = counters.snapshot(0).sessionsClosed;
+    expect(Object.keys(closed)).toHaveLength(MAX_CLOSE_CODES + 1);
+    expect(closed.other).toBe(10);
+    expect(closed['3000']).toBe(2);
   });
 });
 
@@ -140,9 +154,25 @@ describe('server.metrics()', () => {
     const big = 'y'.repeat(64 * 1024);
     for (let i = 0; i < 64; i++) connections[0]!.write(big);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    // Four MiB written; whatever the kernel's buffers took, most of it still waits here.
+    // Four MiB written; whatever the kernel's buffers took, most of it still waits here, and
+    // what waits is counted once, wherever it waits.
+    const cost = 64 * (64 * 1024 + 64);
     expect(echo().bytesQueued).toBeGreaterThan(1024 * 1024);
+    expect(echo().bytesQueued).toBeLessThanOrEqual(cost);
     client.ws.terminate();
+  });
+
+  it('counts what waits for an HTTP client once, and less as the client takes it', async () => {
+    await start();
+    const s = `/echo/0/${randomUUID()}`;
+    await (await post(`${s}/xhr`)).body();
+    for (let i = 0; i < 100; i++) connections[0]!.write('x'.repeat(1000));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(echo().bytesQueued).toBe(100 * 1064);
+    await (await post(`${s}/xhr`)).body();
+    const after = echo().bytesQueued;
+    expect(after).toBeLessThan(100 * 1064);
+    expect(after).toBeGreaterThan(0);
   });
 
   it('counts what the channels publish on the bus', async () => {

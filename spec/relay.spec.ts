@@ -313,6 +313,32 @@ it('asks authorize for every request that would open a session here, however the
   streaming.destroy();
 });
 
+it('keeps the claim of a session that a second request opens after the request that claimed it was refused', async () => {
+  const inner = localBus();
+  const bus: RelayBus = { ...inner, claim: async (session, address) => {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return inner.claim(session, address);
+  } };
+  let asked = 0;
+  const authorize = async () => {
+    const mine = ++asked;
+    await new Promise((resolve) => setTimeout(resolve, mine === 1 ? 100 : 300));
+    return mine === 1 ? false : { user: 'ann' };
+  };
+  const [a, b] = await three(() => bus, { authorize });
+  const id = randomUUID();
+  const first = post(a!, `/echo/000/${id}/xhr?token=x`);
+  await new Promise((resolve) => setTimeout(resolve, 40));
+  const second = post(a!, `/echo/000/${id}/xhr?token=x`, '', {});
+  expect((await first).status).toBe(403);
+  expect(await (await second).body()).toBe('o\n');
+  expect(await inner.owner(`/echo/${id}`)).not.toBeNull();
+  // Another server relays to it rather than open a second copy.
+  expect((await post(b!, `/echo/000/${id}/xhr_send?token=x`, '["hi"]')).status).toBe(204);
+  expect(b!.sockjs.sessionCount).toBe(0);
+  expect(a!.connections).toHaveLength(1);
+});
+
 describe('relay: true over a localBus that fails', () => {
   /** localBus, with every relay call failing while `down` is set. */
   function flaky(): RelayBus & { down: boolean } {

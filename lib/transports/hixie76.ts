@@ -281,6 +281,12 @@ export function hixie76Events(
       key3 = Buffer.concat([key3, chunk]);
       if (key3.length < 8) return;
       handshaking();
+      // The session opens only now, up to 10 s after it was admitted: the caps are asked again.
+      if (upgrade.refusal?.()) {
+        log('info', `hixie-76 ${req.url}: refused when its key came`);
+        socket.destroy();
+        return;
+      }
       socket.write(hixieChallengeAnswer(key1, key2, key3.subarray(0, 8)));
       parser = new HixieParser(maxMessage);
       const { grant } = upgrade;

@@ -125,6 +125,11 @@ export interface WebsocketUpgrade {
   readonly grant?: Grant | undefined;
   /** Where the bytes of its messages are counted, with metrics. */
   readonly counters?: PrefixCounters | null;
+  /**
+   * Asked right before a handshake that completes later than it was admitted (hixie-76's key3)
+   * opens its session: a refusal drops it.
+   */
+  readonly refusal?: () => StaticResponse | null;
 }
 
 /**
