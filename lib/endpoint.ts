@@ -609,6 +609,9 @@ export class Endpoint {
     }
     const limiter = control.limiter;
     if (limiter && limiter.unlogged > 0) this.#logDrops(session, limiter);
+    // A session that closes while it rests: its socket is read again (its close handshake with
+    // it), and its held answers go.
+    this.#wake(control);
     control.sessionClosed(why);
   }
 
@@ -647,7 +650,7 @@ export class Endpoint {
       if (this.#counters) this.#counters.messagesDropped += over;
       limiter.unlogged += over;
       if (now - limiter.loggedAt >= 1000) this.#logDrops(session, limiter);
-      this.#rest(limiter, now, source);
+      this.#rest(control, now, source);
     }
     return taken === 0 ? NO_MESSAGES : messages.slice(0, taken);
   }
@@ -658,23 +661,59 @@ export class Endpoint {
    * HTTP send waits (sockjs-client sends the next only then). So a flooding client costs the
    * server one read per rest, not the parsing of all it can send, and gets its rate on average.
    */
-  #rest(limiter: RateLimiter, now: number, source: Source | undefined): void {
-    const resting = limiter.restUntil > now;
-    const rest = limiter.untilFull(now);
-    limiter.restUntil = now + rest;
-    if (!source || resting || rest <= 0) return;
-    source.pause();
-    this.#scheduler.schedule(() => source.resume(), rest);
+  #rest(control: ConnectionControl, now: number, source: Source | undefined): void {
+    const limiter = control.limiter!;
+    // Never longer than a heartbeat interval: a peer not read cannot answer a ping, and is not
+    // taken for dead meanwhile.
+    limiter.restUntil = Math.max(limiter.restUntil, now + limiter.rest(now, this.options.heartbeat_delay));
+    // Frames `ws` had read before the pause still come, and lengthen the rest; one pause is all.
+    if (source && !limiter.paused) {
+      limiter.paused = source;
+      source.pause();
+    }
+    if (!limiter.timer) this.#awaitRest(control);
+  }
+
+  /** Arms the rest's timer; when it fires the rest is over, unless it was lengthened meanwhile. */
+  #awaitRest(control: ConnectionControl): void {
+    const limiter = control.limiter!;
+    limiter.timer = this.#scheduler.schedule(() => {
+      limiter.timer = null;
+      if (limiter.restUntil > this.#scheduler.now()) this.#awaitRest(control);
+      else this.#wake(control);
+    }, Math.max(0, limiter.restUntil - this.#scheduler.now()));
+  }
+
+  /** The rest is over, or the session closed: its websocket is read again, and what waited is answered. */
+  #wake(control: ConnectionControl): void {
+    const limiter = control.limiter;
+    if (!limiter) return;
+    limiter.timer?.unsubscribe();
+    limiter.timer = null;
+    limiter.restUntil = -Infinity;
+    const source = limiter.paused;
+    limiter.paused = null;
+    source?.resume();
+    const held = limiter.held;
+    limiter.held = [];
+    for (const answer of held) answer();
   }
 
   /**
    * Answers an HTTP send that the session took: once the application reads again, so that the
    * client waits to send more, and not before the session's rest over its rate limit is over.
+   * Answers held by a rest count against `max_queue_size` as those held for the application do.
    */
   #answerSend(control: ConnectionControl, reply: Reply): void {
     const answer = () => control.whenReading(() => reply.accept(), HELD_ANSWER_COST);
-    const rest = control.limiter ? control.limiter.restUntil - this.#scheduler.now() : 0;
-    if (rest > 0) this.#scheduler.schedule(answer, rest);
-    else answer();
+    const limiter = control.limiter;
+    if (!limiter || limiter.restUntil <= this.#scheduler.now()) {
+      answer();
+      return;
+    }
+    limiter.held.push(answer);
+    if (limiter.held.length * HELD_ANSWER_COST > this.options.max_queue_size) {
+      control.connection.close(CLOSE_REASONS.RECEIVE_QUEUE_FULL.code, CLOSE_REASONS.RECEIVE_QUEUE_FULL.reason);
+    }
   }
 }

@@ -3,7 +3,9 @@
  * bytes, each filled at its rate per second up to `burst` seconds of it. Time comes from the
  * server's scheduler, so tests drive it.
  */
+import type { Subscription } from 'rxjs';
 import type { RateLimit } from './options';
+import type { Source } from './session/reducer';
 
 /**
  * What each message counts against a byte rate beyond its UTF-8 bytes: its two quotes in the
@@ -21,6 +23,12 @@ export class RateLimiter {
   unlogged = 0;
   /** Until when (scheduler time) the session rests after going over its limit: its client is not read. */
   restUntil = -Infinity;
+  /** The rest's one timer, while the session rests. */
+  timer: Subscription | null = null;
+  /** The websocket the rest paused, until it is resumed. */
+  paused: Source | null = null;
+  /** Answers to HTTP sends held until the rest is over. */
+  held: Array<() => void> = [];
 
   constructor(
     private readonly limit: Required<RateLimit>,
@@ -49,6 +57,16 @@ export class RateLimiter {
       taken++;
     }
     return taken;
+  }
+
+  /**
+   * How long the session rests from `now`, over its limit: until both buckets are full again,
+   * at most `longest` ms. A message too big for the byte bucket is over the limit with the
+   * buckets full: its rest is the whole of `burst`.
+   */
+  rest(now: number, longest: number): number {
+    const full = this.untilFull(now);
+    return Math.min(full > 0 ? full : this.limit.burst * 1000, longest);
   }
 
   /** Milliseconds from `now` until both buckets are full again. */

@@ -5,13 +5,20 @@
  * endpoints that serve it; `Server.metrics()` reads them into a `MetricsSnapshot` when asked.
  */
 
+import { CLOSE_REASONS } from './errors';
+
 /** Why a request, a websocket handshake or a message was refused. */
 export type RefusalCause = 'origin' | 'size' | 'rate' | 'cap' | 'authorization' | 'bad_input';
 
 export const REFUSAL_CAUSES: readonly RefusalCause[] = ['origin', 'size', 'rate', 'cap', 'authorization', 'bad_input'];
 
-/** The most close codes counted apart, per prefix; the rest are counted as `other`. */
+/**
+ * The most close codes counted apart per prefix beside the server's own (1000 to 1015, and every
+ * code of `CLOSE_REASONS`), which always are; the rest are counted as `other`.
+ */
 export const MAX_CLOSE_CODES = 64;
+
+const SERVER_CODES: ReadonlySet<number> = new Set([...Array.from({ length: 16 }, (_, i) => 1000 + i), ...Object.values(CLOSE_REASONS).map((why) => why.code)]);
 
 /** One prefix's figures in a snapshot. Counters count since the server was created. */
 export interface PrefixMetrics {
@@ -92,9 +99,12 @@ export class PrefixCounters {
    */
   closed(transport: string, code: number): void {
     bump(this.sessionsOpen, transport, -1);
-    const known = this.sessionsClosed.has(code) || this.sessionsClosed.size < MAX_CLOSE_CODES;
-    bump(this.sessionsClosed, known ? code : 'other', 1);
+    const apart = SERVER_CODES.has(code) || this.sessionsClosed.has(code) || this.#chosen++ < MAX_CLOSE_CODES;
+    bump(this.sessionsClosed, apart ? code : 'other', 1);
   }
+
+  /** Codes counted apart that are not the server's own. */
+  #chosen = 0;
 
   /** These counters as a snapshot's figures; `bytesQueued` is measured by the endpoint when asked. */
   snapshot(bytesQueued: number): PrefixMetrics {

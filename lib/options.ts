@@ -224,6 +224,9 @@ const isRateLimit: Check = (value) => {
   const limit = value as Record<string, unknown>;
   if (!Object.keys(limit).every((name) => ['messages', 'bytes', 'burst', 'policy'].includes(name))) return false;
   if (limit.messages === undefined && limit.bytes === undefined) return false;
+  // A bucket that cannot hold one message would let nothing through.
+  const burst = limit.burst === undefined ? 1 : limit.burst;
+  if (typeof limit.messages === 'number' && typeof burst === 'number' && limit.messages * burst < 1) return false;
   return (
     ['messages', 'bytes', 'burst'].every((name) => limit[name] === undefined || isPositiveNumber(limit[name])) &&
     (limit.policy === undefined || limit.policy === 'drop' || limit.policy === 'close')
@@ -265,7 +268,7 @@ const RULES: Readonly<Record<keyof ServerOptions, readonly [expected: string, ch
   max_sessions: ['a positive integer', isPositiveInteger],
   max_sessions_per_address: ['a positive integer', isPositiveInteger],
   client_address: ['a function', isFunction],
-  rate_limit: ['an object with `messages` and/or `bytes` (positive numbers per second), `burst` (seconds, positive) and `policy` (`drop` or `close`)', isRateLimit],
+  rate_limit: ['an object with `messages` and/or `bytes` (positive numbers per second; `messages` × `burst` at least 1), `burst` (seconds, positive) and `policy` (`drop` or `close`)', isRateLimit],
   faye_server_options: ['an object', isObject],
 };
 

@@ -140,6 +140,88 @@ describe('on a server', () => {
       expect(await (await post(`${s}/xhr`)).body()).toBe('a["1","2","4"]\n');
     });
 
+    it('reads a steady flood once per rest, however long it lasts', async () => {
+      await start({ rate_limit: { messages: 100 } });
+      const client = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await client.next()).toBe('o');
+      const frame = JSON.stringify(['x']);
+      const until = Date.now() + 2500;
+      let sent = 0;
+      while (Date.now() < until) {
+        if (client.ws.bufferedAmount < 1024 * 1024) {
+          for (let i = 0; i < 500; i++) client.ws.send(frame);
+          sent += 500;
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const echo = sockjs.metrics().prefixes['/echo']!;
+      // Each rest lets one read through (at most 64 KiB, some 8,000 frames) and a second's worth.
+      expect(echo.messagesReceived).toBeLessThanOrEqual(100 * 4);
+      expect(echo.messagesReceived + echo.messagesDropped).toBeLessThan(60_000);
+      expect(sent).toBeGreaterThan(60_000);
+      client.ws.terminate();
+    });
+
+    it('rests a session whose message is too big for its byte bucket, too', async () => {
+      await start({ rate_limit: { bytes: 1000 } });
+      const client = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await client.next()).toBe('o');
+      const frame = JSON.stringify(['y'.repeat(1000)]);
+      const until = Date.now() + 1500;
+      while (Date.now() < until) {
+        if (client.ws.bufferedAmount < 1024 * 1024) for (let i = 0; i < 50; i++) client.ws.send(frame);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const echo = sockjs.metrics().prefixes['/echo']!;
+      expect(echo.messagesReceived).toBe(0);
+      expect(echo.messagesDropped).toBeLessThan(1000);
+      client.ws.terminate();
+    });
+
+    it('answers a send held by a rest at once when its session closes', async () => {
+      await start({ rate_limit: { messages: 1, burst: 5 } });
+      const s = `/echo/0/${randomUUID()}`;
+      expect(await (await post(`${s}/xhr`)).body()).toBe('o\n');
+      const started = Date.now();
+      // A bucket of 5 messages: the 6th to 8th are over, and the session rests 5 s.
+      const send = post(`${s}/xhr_send`, '["1","2","3","4","5","6","7","8"]', {}, 6000);
+      await eventually(() => received.length === 5);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      connections[0]!.close(4000, 'bye');
+      expect((await send).status).toBe(204);
+      expect(Date.now() - started).toBeLessThan(1000);
+    });
+
+    it('closes a session whose held answers pass max_queue_size, as for a paused application', async () => {
+      await start({ rate_limit: { messages: 1, burst: 5 }, max_queue_size: 64 * 1024 });
+      const s = `/echo/0/${randomUUID()}`;
+      expect(await (await post(`${s}/xhr`)).body()).toBe('o\n');
+      const over = post(`${s}/xhr_send`, '["1","2","3","4","5","6"]', {}, 6000);
+      await eventually(() => received.length === 5);
+      // Each answer held counts 8 KiB: the 8th passes 64 KiB.
+      const sends = Array.from({ length: 10 }, () => post(`${s}/xhr_send`, '[]', {}, 6000));
+      sends.push(over);
+      await eventually(() => connections[0]!.readyState === 3, 3000, 'the session to close');
+      expect((await Promise.all(sends)).every((r) => r.status === 204 || r.status === 404)).toBe(true);
+      expect(sockjs.metrics().prefixes['/echo']!.sessionsClosed).toEqual({ '1013': 1 });
+    });
+
+    it('closes a dead peer within a heartbeat interval, rest or not', async () => {
+      await start({ rate_limit: { messages: 1, burst: 5 }, heartbeat_delay: 200 });
+      const client = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));
+      expect(await client.next()).toBe('o');
+      client.ws.send(JSON.stringify(['1', '2', '3', '4', '5', '6', '7', '8']));
+      await eventually(() => received.length === 5);
+      // The client stops reading: it answers no ping.
+      const socket = (client.ws as unknown as { _socket: { pause(): void } })._socket;
+      socket.pause();
+      const started = Date.now();
+      await eventually(() => connections[0]!.readyState === 3, 3000, 'the dead peer to be closed');
+      expect(Date.now() - started).toBeLessThan(1500);
+      expect(sockjs.metrics().prefixes['/echo']!.deadPeers).toBe(1);
+      client.ws.terminate();
+    });
+
     it('closes a session over the limit with 1008 "Rate limit exceeded" under policy close, after what fit', async () => {
       await start({ rate_limit: { messages: 2, policy: 'close' } });
       const client = await connectWs(wsUrl(`/echo/0/${randomUUID()}/websocket`));

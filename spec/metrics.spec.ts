@@ -24,18 +24,23 @@ describe('PrefixCounters', () => {
     expect(figures.refused).toEqual({ origin: 0, size: 0, rate: 0, cap: 0, authorization: 0, bad_input: 0 });
   });
 
-  it('counts at most MAX_CLOSE_CODES close codes apart, and the rest as other', () => {
+  it('counts at most MAX_CLOSE_CODES codes apart beside the server\'s own, and the rest as other', () => {
     const counters = new PrefixCounters();
-    for (let code = 3000; code < 3000 + MAX_CLOSE_CODES + 10; code++) {
+    const close = (code: number) => {
       counters.opened('websocket-raw');
       counters.closed('websocket-raw', code);
-    }
-    counters.opened('websocket-raw');
-    counters.closed('websocket-raw', 3000);
+    };
+    for (let code = 4000; code < 4000 + MAX_CLOSE_CODES + 10; code++) close(code);
+    close(4000);
+    // The server's own codes are counted apart however many others came first.
+    close(1008);
+    close(3000);
+    close(1011);
     const closed = counters.snapshot(0).sessionsClosed;
-    expect(Object.keys(closed)).toHaveLength(MAX_CLOSE_CODES + 1);
+    expect(Object.keys(closed)).toHaveLength(MAX_CLOSE_CODES + 4);
     expect(closed.other).toBe(10);
-    expect(closed['3000']).toBe(2);
+    expect(closed['4000']).toBe(2);
+    expect([closed['1008'], closed['3000'], closed['1011']]).toEqual([1, 1, 1]);
   });
 });
 

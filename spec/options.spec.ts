@@ -135,6 +135,23 @@ describe('options', () => {
     https.splice(0);
   });
 
+  describe('rate_limit', () => {
+    it.each([
+      [{ messages: 0.5 }],
+      [{ messages: 2, burst: 0.4 }],
+      [{ burst: 1 }],
+      [{ messages: 1, policy: 'wait' }],
+      [{ messages: 1, extra: true }],
+      [{ bytes: -1 }],
+    ])('refuses %j', (limit) => {
+      expect(() => validateOptions({ rate_limit: limit })).toThrow('Invalid option "rate_limit"');
+    });
+
+    it('takes a limit whose bucket holds a message, and fills in the rest', () => {
+      expect(resolveOptions({ rate_limit: { messages: 0.5, burst: 2 } }).rate_limit).toEqual({ messages: 0.5, bytes: Infinity, burst: 2, policy: 'drop' });
+    });
+  });
+
   describe('defaults', () => {
     it('names in DEFAULTS the values the documentation promises', () => {
       expect(DEFAULTS).toEqual({
