@@ -141,7 +141,7 @@ export class Endpoint {
           nextId: () => ++this.#receivers,
           log: this.#logger,
           authorizes: this.#authorization !== null,
-          admits: (session, credential) => this.#admits(session, credential),
+          admits: (session, credential) => this.#fits(session, credential),
           live: (session) => this.#live.has(session),
           refused: () => this.#refused('authorization'),
         })
@@ -287,23 +287,23 @@ export class Endpoint {
         return EMPTY;
       case 'receive': {
         const relay = this.#relay;
-        const here = (opening: boolean) => this.#receiveHere(req, res, target, opening);
+        // Its digest, once: checked here, again at its turn, or by the owner it is relayed to.
+        const credential = this.#authorization ? credentialOf(req) : undefined;
+        const here = (opening: boolean) => this.#receiveHere(req, res, target, opening, credential);
         // A session claimed here that has not opened yet goes through the relay, which keeps its
         // claim while the request is served.
         if (!relay || (relay.owns(target.sessionId) && this.#live.has(target.sessionId))) return defer(() => here(!this.#live.has(target.sessionId)));
-        const credential = this.#authorization ? credentialOf(req) : undefined;
         return relay.receive(target.sessionId, here, this.#relayAnswers(req, res, target), credential);
       }
       case 'send': {
         const { sessionId } = target;
-        const session = this.#live.get(sessionId);
-        if (session && !this.#sameCredential(req, session)) return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization', target.transport.cors === 'xhr');
-        const refusal = this.#authorization ? () => this.#credentialRefusal(sessionId, req) : undefined;
+        const credential = this.#authorization ? credentialOf(req) : undefined;
+        if (!this.#fits(sessionId, credential)) return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization', target.transport.cors === 'xhr');
+        const refusal = this.#authorization ? () => this.#credentialRefusal(sessionId, credential) : undefined;
         const events$ = sending(req, res, target.transport, sessionId, this.#sending, refusal);
         const relay = this.#relay;
         if (!relay || relay.owns(sessionId)) return events$;
         const answers = this.#relayAnswers(req, res, target);
-        const credential = this.#authorization ? credentialOf(req) : undefined;
         return events$.pipe(mergeMap((event) => (event.type === 'incoming' ? relay.send(sessionId, event, answers, credential) : of(event))));
       }
       case 'preflight':
@@ -319,19 +319,20 @@ export class Endpoint {
    * owned elsewhere (`opening` false with `relay`: its owner checks them), or for one it opens,
    * once the caps and `authorize` allow.
    */
-  #receiveHere(req: IncomingMessage, res: ServerResponse, target: ReceiveRoute, opening: boolean): Observable<SessionEvent> {
+  #receiveHere(req: IncomingMessage, res: ServerResponse, target: ReceiveRoute, opening: boolean, credential: string | undefined): Observable<SessionEvent> {
     const { sessionId, transport } = target;
     const session = this.#live.get(sessionId);
-    if (session && !this.#sameCredential(req, session)) return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization');
+    if (!this.#fits(sessionId, credential)) return this.#refuse(req, res, HTTP_ERRORS.NOT_AUTHORIZED, 'authorization');
     // Relayed to the session's owner, which checks it.
     if (!session && !opening) return receiving(req, res, transport, sessionId, this.#receiving);
     const address = this.#admission?.addressOf(req) ?? '';
     // Asked again when the response's turn comes (after `authorize`, or behind pipelined
     // requests), right before it attaches: see `#turnRefusal`.
-    const turn = (grant: Grant | undefined) => () => this.#turnRefusal(sessionId, req, grant !== undefined || !this.#authorization, address);
+    const turn = (grant: Grant | undefined) => () => this.#turnRefusal(sessionId, req, credential, grant !== undefined || !this.#authorization, address);
     if (session) return receiving(req, res, transport, sessionId, this.#receiving, undefined, turn(undefined));
     return this.#opening(
       req,
+      address,
       transport.protocol,
       (grant) => receiving(req, res, transport, sessionId, this.#receiving, grant, turn(grant)),
       (response, cause) => this.#refuse(req, res, response, cause),
@@ -347,13 +348,13 @@ export class Endpoint {
    */
   #opening(
     req: IncomingMessage,
+    address: string,
     transport: string,
     open: (grant: Grant | undefined) => Observable<SessionEvent>,
     refuse: (response: StaticResponse, cause: RefusalCause | 'none') => Observable<SessionEvent>,
     exists: () => boolean = () => false,
   ): Observable<SessionEvent> {
     const admission = this.#admission;
-    const address = admission?.addressOf(req) ?? '';
     if (admission && !admission.admits(address)) return refuse(HTTP_ERRORS.TOO_MANY_SESSIONS, 'cap');
     const authorization = this.#authorization;
     if (!authorization) return open(undefined);
@@ -382,10 +383,13 @@ export class Endpoint {
     });
   }
 
-  /** Whether `req` carries the credentials `session` was opened with (always, without `authorize`). */
-  #sameCredential(req: IncomingMessage, session: Session): boolean {
-    const expected = session.handle?.credential;
-    return expected === undefined || sameCredential(expected, credentialOf(req));
+  /**
+   * Whether a request with the credential digest `credential` may use the session `sessionId`:
+   * the session is not here, was opened without `authorize`, or with the same credentials.
+   */
+  #fits(sessionId: string, credential: string | undefined): boolean {
+    const expected = this.#live.get(sessionId)?.handle?.credential;
+    return expected === undefined || (credential !== undefined && sameCredential(expected, credential));
   }
 
   /**
@@ -394,9 +398,8 @@ export class Endpoint {
    * credentials), ended (and the request would open it again: only with a grant, `mayOpen`,
    * within the caps, and with `relay` under a claim this process still holds).
    */
-  #turnRefusal(sessionId: string, req: IncomingMessage, mayOpen: boolean, address: string): StaticResponse | null {
-    const session = this.#live.get(sessionId);
-    if (session) return this.#credentialRefusal(sessionId, req);
+  #turnRefusal(sessionId: string, req: IncomingMessage, credential: string | undefined, mayOpen: boolean, address: string): StaticResponse | null {
+    if (this.#live.has(sessionId)) return this.#credentialRefusal(sessionId, credential);
     if (!mayOpen) {
       this.#refused('authorization');
       return HTTP_ERRORS.NOT_AUTHORIZED;
@@ -417,20 +420,13 @@ export class Endpoint {
   }
 
   /**
-   * The answer to `req` if the session `sessionId` is here and was opened with other
-   * credentials (counted); null when the request may go on.
+   * The answer to a request with the credential digest `credential` if the session `sessionId`
+   * is here and was opened with other credentials (counted); null when the request may go on.
    */
-  #credentialRefusal(sessionId: string, req: IncomingMessage): StaticResponse | null {
-    const session = this.#live.get(sessionId);
-    if (!session || this.#sameCredential(req, session)) return null;
+  #credentialRefusal(sessionId: string, credential: string | undefined): StaticResponse | null {
+    if (this.#fits(sessionId, credential)) return null;
     this.#refused('authorization');
     return HTTP_ERRORS.NOT_AUTHORIZED;
-  }
-
-  /** With `relay`: whether a request relayed from another process with `credential` may use `session`. */
-  #admits(session: string, credential: string | undefined): boolean {
-    const expected = this.#live.get(session)?.handle?.credential;
-    return expected === undefined || (credential !== undefined && sameCredential(expected, credential));
   }
 
   /**
@@ -490,7 +486,7 @@ export class Endpoint {
       return websocketEvents(this.#wss, upgrade);
     };
     const address = this.#admission?.addressOf(req) ?? '';
-    return this.#opening(req, kind.protocol, open, (response, cause) => {
+    return this.#opening(req, address, kind.protocol, open, (response, cause) => {
       this.#refused(cause);
       return answeredOnSocket(req, socket, response, this.#logger);
     });
