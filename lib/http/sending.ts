@@ -37,7 +37,8 @@ export interface SendingContext {
 /**
  * The session event of a send, once its body is whole and checked; a refused body is answered
  * instead, and nothing is emitted. A body over the limit is not read to its end: the connection
- * closes after the answer. Nothing is read or written before it is subscribed.
+ * closes after the answer. `refusal` is asked once the body is whole, right before its messages
+ * go to the session. Nothing is read or written before it is subscribed.
  */
 export function sending(
   req: IncomingMessage,
@@ -50,15 +51,7 @@ export function sending(
   return defer(() => send(req, res, transport, key, context, refusal));
 }
 
-/** `refusal`: asked once the body is whole, right before its messages go to the session. */
-function send(
-  req: IncomingMessage,
-  res: ServerResponse,
-  transport: SendingTransport,
-  key: SessionKey,
-  context: SendingContext,
-  refusal?: () => StaticResponse | null,
-): Observable<SessionEvent> {
+function send(...[req, res, transport, key, context, refusal]: Parameters<typeof sending>): Observable<SessionEvent> {
   const { policy } = context;
   const base = policy.sessionHeaders(req, res);
   const headers = transport.cors === 'xhr' ? mergeHeaders(base, policy.cors(req)) : base;
