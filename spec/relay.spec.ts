@@ -82,6 +82,17 @@ async function inspecting(check: (inspector: { get(key: string): Promise<string 
   }
 }
 
+/** `bus`, its claims answered 20 ms late, as over a Redis round trip. */
+function slowClaims(bus: RelayBus): RelayBus {
+  return {
+    ...bus,
+    claim: async (session, address) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return bus.claim(session, address);
+    },
+  };
+}
+
 /** One localBus shared by the three servers. */
 function sharedLocalBus(): (n: number) => RelayBus {
   const bus = localBus();
@@ -281,10 +292,7 @@ it('keeps no claim for a request that never opened its session (a jsonp poll wit
 it('asks authorize for every request that would open a session here, however their claims race, and keeps the claim of the one that opens it', async () => {
   const inner = localBus();
   // A claim that takes a while, as a Redis round trip does, and an authorize slower still.
-  const bus: RelayBus = { ...inner, claim: async (session, address) => {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    return inner.claim(session, address);
-  } };
+  const bus = slowClaims(inner);
   const asked: string[] = [];
   const authorize = async ({ query }: { query: URLSearchParams }) => {
     asked.push(query.get('token') ?? '');
@@ -315,10 +323,7 @@ it('asks authorize for every request that would open a session here, however the
 
 it('keeps the claim of a session that a second request opens after the request that claimed it was refused', async () => {
   const inner = localBus();
-  const bus: RelayBus = { ...inner, claim: async (session, address) => {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    return inner.claim(session, address);
-  } };
+  const bus = slowClaims(inner);
   let asked = 0;
   const authorize = async () => {
     const mine = ++asked;
